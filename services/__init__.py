@@ -1,0 +1,1 @@
+"""The example domain: documents uploaded from URLs, analyzed, turned into expenses."""

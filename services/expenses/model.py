@@ -1,0 +1,86 @@
+"""Expenses: created from analyzed documents, approved by a person."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from talix_ray import AlreadyExists, DomainError, Event, EventStore, EventType, NotFound
+
+Currency = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")
+
+
+class ExpenseCreated(BaseModel):
+    """An expense was recorded from a document."""
+
+    document_id: str
+    vendor: str | None = None
+    date: dt.date | None = None
+    amount: Decimal
+    currency: str = Currency
+
+
+class ExpenseApproved(BaseModel):
+    """Someone approved the expense."""
+
+    approved_by: str
+
+
+expense_created = EventType("EXPENSES:EXPENSE_CREATED", ExpenseCreated)
+expense_approved = EventType("EXPENSES:EXPENSE_APPROVED", ExpenseApproved)
+
+
+class Expense(BaseModel):
+    """The current state of an expense."""
+
+    document_id: str
+    vendor: str | None
+    date: dt.date | None
+    amount: Decimal
+    currency: str
+    status: Literal["OPEN", "APPROVED"]
+    created_at: dt.datetime
+    approved_by: str | None = None
+
+
+def reduce(state: Expense | None, event: Event) -> Expense | None:
+    match event.payload:
+        case ExpenseCreated() as p:
+            return Expense(**p.model_dump(), status="OPEN", created_at=event.timestamp)
+        case ExpenseApproved(approved_by=who) if state is not None:
+            return state.model_copy(update={"status": "APPROVED", "approved_by": who})
+    return state
+
+
+expenses = EventStore("expenses", [expense_created, expense_approved], reduce)
+
+
+class CreateExpense(BaseModel):
+    document_id: str = Field(min_length=1)
+    vendor: str | None = Field(default=None, max_length=200)
+    date: dt.date | None = None
+    amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
+    currency: str = Currency
+
+
+@expenses.command
+def create_expense(state: Expense | None, input: CreateExpense):
+    if state is not None:
+        raise AlreadyExists("this expense exists already")
+    return expense_created(**input.model_dump())
+
+
+class ApproveExpense(BaseModel):
+    approved_by: str = Field(min_length=1, max_length=200)
+
+
+@expenses.command
+def approve_expense(state: Expense | None, input: ApproveExpense):
+    if state is None:
+        raise NotFound("no such expense")
+    if state.status == "APPROVED":
+        raise DomainError(f"already approved by {state.approved_by}")
+    return expense_approved(approved_by=input.approved_by)

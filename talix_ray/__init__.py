@@ -1,0 +1,67 @@
+"""talix-ray: event sourcing + CQRS services on Ray.
+
+Write event types, reducers, commands, actions and projections; run them with the
+:class:`LocalRuntime` (one process) or the RayRuntime (a Ray cluster).
+"""
+
+from .engine import Aggregate, Invocation, LocalRuntime, Page, Runtime
+from .model import (
+    Action,
+    AlreadyExists,
+    Command,
+    CommandContext,
+    CommandResult,
+    ConfigurationError,
+    Conflict,
+    Context,
+    CorruptObject,
+    DomainError,
+    Event,
+    EventStore,
+    EventType,
+    NewEvent,
+    NotFound,
+    Projection,
+    Query,
+    Resources,
+    Retry,
+    Service,
+    StorageError,
+    TalixError,
+    TimerTick,
+    UnknownEventType,
+    ValidationError,
+    VersionConflict,
+    action,
+    every,
+    fact_view,
+    http,
+    on_event,
+    on_queue,
+    query,
+    state_view,
+)
+from .shared import (
+    Clock,
+    DownloadedFile,
+    Downloader,
+    FileStorage,
+    FixedClock,
+    IdGenerator,
+    MemoryFileStorage,
+    SequentialIds,
+)
+from .testkit import Testkit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Action", "Aggregate", "AlreadyExists", "Clock", "Command", "CommandContext",
+    "CommandResult", "ConfigurationError", "Conflict", "Context", "CorruptObject",
+    "DomainError", "DownloadedFile", "Downloader", "Event", "EventStore", "EventType",
+    "FileStorage", "FixedClock", "IdGenerator", "Invocation", "LocalRuntime",
+    "MemoryFileStorage", "NewEvent", "NotFound", "Page", "Projection", "Query", "Resources",
+    "Retry", "Runtime", "SequentialIds", "Service", "StorageError", "TalixError", "Testkit",
+    "TimerTick", "UnknownEventType", "ValidationError", "VersionConflict", "action", "every",
+    "fact_view", "http", "on_event", "on_queue", "query", "state_view",
+]

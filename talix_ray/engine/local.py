@@ -1,0 +1,118 @@
+"""The LocalRuntime: every part of an application in one asyncio process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from ..journal.base import Journal
+from ..journal.memory import MemoryJournal
+from ..model.action import Action
+from ..model.errors import ConfigurationError
+from ..model.store import Command, CommandResult, EventStore
+from ..shared import Clock
+from .context import CommandCtx
+from .dispatcher import Dispatcher
+from .entities import Entity, EntityHost
+from .runtime import Aggregate, Runtime
+from .system import Fire, fire
+
+log = logging.getLogger("talix.local")
+
+
+class LocalRuntime(Runtime):
+    """Runs services in-process: entities in a host, actions as asyncio tasks.
+
+    ``journal`` defaults to a :class:`MemoryJournal`. Use it for unit tests, notebooks and
+    small jobs; it has exactly the semantics of the RayRuntime.
+    """
+
+    def __init__(self, journal: Journal | None = None, *, max_active: int = 100_000,
+                 max_concurrency: int = 32, poll_interval: float = 1.0,
+                 timers: bool = True) -> None:
+        super().__init__()
+        if max_active < 1:
+            raise ConfigurationError("max_active must be >= 1")
+        self._journal = journal if journal is not None else MemoryJournal()
+        self._max_active = max_active
+        self._max_concurrency = max_concurrency
+        self._poll_interval = poll_interval
+        self._timers_enabled = timers
+        self._host: EntityHost | None = None
+        self._dispatcher: Dispatcher | None = None
+
+    @property
+    def journal(self) -> Journal:
+        return self._journal
+
+    @property
+    def host(self) -> EntityHost:
+        """The entity host (for inspection: active count, passivation)."""
+        if self._host is None:
+            raise ConfigurationError("the runtime is not started")
+        return self._host
+
+    async def _start(self) -> None:
+        assert self.app is not None
+        await self._journal.open()
+        clock = self.registry.get(Clock)
+        self._host = EntityHost(self._journal, clock_us=clock.now_us,
+                                context_factory=self._command_context,
+                                max_active=self._max_active)
+        if self.app.has_log_consumers:
+            self._dispatcher = Dispatcher(self._journal, self.app.route, self.execute_triggered,
+                                          max_concurrency=self._max_concurrency,
+                                          poll_interval=self._poll_interval)
+            await self._dispatcher.start()
+        if self._timers_enabled:
+            for action in self.app.timer_actions.values():
+                self._background.append(asyncio.create_task(self._timer_loop(action)))
+
+    async def _stop(self) -> None:
+        if self._dispatcher is not None:
+            await self._dispatcher.stop()
+            self._dispatcher = None
+        if self._host is not None:
+            self._host.passivate_all()
+            await self._host.drain()
+        await self._journal.close()
+
+    def _command_context(self, entity: Entity, command: Command[Any, Any],
+                         command_id: str | None) -> CommandCtx:
+        return CommandCtx(self, self.registry, entity.aggregate_id, command_id,
+                          lambda: entity.state, entity.store)
+
+    async def _execute(self, command: Command[Any, Any], aggregate_id: str, input: Any,
+                       command_id: str | None) -> CommandResult:
+        return await self.host.execute(command, aggregate_id, input, command_id)
+
+    async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate:
+        entity = await self.host.get(store, aggregate_id)
+        return Aggregate(store.name, aggregate_id, entity.state, entity.version,
+                         entity.last_event)
+
+    async def settle(self, timeout: float = 30.0) -> None:
+        self._require_started()
+        if self._dispatcher is not None:
+            await self._dispatcher.settle(timeout)
+
+    async def _timer_loop(self, action: Action) -> None:
+        trigger = action.timer_trigger
+        assert trigger is not None
+        interval = trigger.interval.total_seconds()
+        while True:
+            now = time.time()
+            period = int(now // interval)
+            try:
+                await self.run(fire, action.name,
+                               Fire(action=action.name, period=period,
+                                    scheduled_at=datetime.fromtimestamp(period * interval, UTC)),
+                               command_id=f"timer:{action.name}:{period}")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("timer %s: could not fire period %d", action.name, period)
+            await asyncio.sleep(max(0.001, (period + 1) * interval - time.time()))

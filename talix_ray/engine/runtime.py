@@ -1,0 +1,346 @@
+"""The runtime: what hosts services. Building (register/use/add/create) and the public API.
+
+:class:`Runtime` holds everything both runtimes share; :class:`~talix_ray.engine.local.
+LocalRuntime` runs it all in one asyncio process and the RayRuntime places the same engine
+objects into Ray actors and tasks. User code never sees the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Self, TypeVar
+
+from pydantic import BaseModel
+
+from ..journal.base import Journal
+from ..model.action import Action
+from ..model.errors import ConfigurationError, NotFound, Unavailable, ValidationError
+from ..model.events import Event, NewEvent
+from ..model.names import check_aggregate_id, check_name
+from ..model.service import Service
+from ..model.store import Command, CommandResult, EventStore
+from ..shared import Clock, Downloader, FileStorage, IdGenerator, MemoryFileStorage
+from ..shared.clock import SystemClock
+from ..shared.ids import UlidGenerator
+from .app import App
+from .context import ActionContext, Registry
+from .invocation import Invocation, Middleware, call_through
+from .system import Enqueue, enqueue, queue_stream_id, queues
+
+T = TypeVar("T")
+MAX_COMMAND_ID = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """An aggregate read: its state at ``version`` and the last event folded into it."""
+
+    store: str
+    aggregate_id: str
+    state: Any
+    version: int
+    last_event: Event[Any] | None
+
+    @property
+    def exists(self) -> bool:
+        """Whether the aggregate has at least one event."""
+        return self.version > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page of aggregate ids; pass ``next_page_token`` to get the next one."""
+
+    ids: list[str]
+    next_page_token: str | None
+
+
+def check_command_id(command_id: object) -> str | None:
+    """A command id is ``None`` or a non-empty string of bounded length."""
+    if command_id is None:
+        return None
+    if not isinstance(command_id, str) or not command_id or len(command_id) > MAX_COMMAND_ID:
+        raise ValidationError(f"invalid command id {command_id!r}: a string of 1-"
+                              f"{MAX_COMMAND_ID} characters")
+    return command_id
+
+
+class Runtime(ABC):
+    """Hosts services: shared services, middleware, the public command/read/action API."""
+
+    def __init__(self) -> None:
+        self.registry = Registry()
+        self.middleware: list[Middleware] = []
+        self._services: list[Service] = []
+        self.app: App | None = None
+        self._started = False
+        self._background: list[asyncio.Task[Any]] = []
+
+    # -- building ---------------------------------------------------------------------------
+    def register(self, kind: type[T], impl: T) -> Self:
+        """Register a shared service: ``runtime.register(FileStorage, S3FileStorage(...))``."""
+        self._check_building()
+        self.registry.register(kind, impl)
+        return self
+
+    def use(self, middleware: Middleware) -> Self:
+        """Wrap every command, action and query call with ``middleware(invocation, next)``."""
+        self._check_building()
+        if not callable(middleware):
+            raise ConfigurationError(f"middleware must be callable, got {middleware!r}")
+        self.middleware.append(middleware)
+        return self
+
+    def add(self, *services: Service) -> Self:
+        """Host these services."""
+        self._check_building()
+        for svc in services:
+            if not isinstance(svc, Service):
+                raise ConfigurationError(f"add() takes Service objects, got {svc!r}")
+            self._services.append(svc)
+        return self
+
+    def create(self) -> Self:
+        """Check the assembly (names, routes, registrations) and freeze it."""
+        self._check_building()
+        self.app = App.build(self._services)
+        for kind, default in self._default_services():
+            if not self.registry.has(kind):
+                self.registry.register(kind, default)
+        return self
+
+    def _default_services(self) -> Iterable[tuple[type, Any]]:
+        return [(IdGenerator, UlidGenerator()), (Clock, SystemClock()),
+                (FileStorage, MemoryFileStorage()), (Downloader, Downloader())]
+
+    def _check_building(self) -> None:
+        if self.app is not None:
+            raise ConfigurationError("the runtime is created already; register, use and add "
+                                     "before create()")
+
+    def get(self, kind: type[T]) -> T:
+        """A registered shared service."""
+        return self.registry.get(kind)
+
+    @property
+    def services(self) -> Sequence[Service]:
+        """The services added."""
+        return tuple(self._services)
+
+    # -- life cycle -------------------------------------------------------------------------
+    async def start(self) -> Self:
+        """Start the runtime (``create()`` is implied)."""
+        if self.app is None:
+            self.create()
+        if not self._started:
+            await self._start()
+            self._started = True
+        return self
+
+    async def stop(self) -> None:
+        """Stop background work and release storage."""
+        if self._started:
+            self._started = False
+            for task in self._background:
+                task.cancel()
+            for task in self._background:
+                with contextlib.suppress(BaseException):
+                    await task
+            self._background.clear()
+            await self._stop()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @abstractmethod
+    async def _start(self) -> None: ...
+
+    @abstractmethod
+    async def _stop(self) -> None: ...
+
+    def _require_started(self) -> App:
+        if not self._started or self.app is None:
+            raise Unavailable("the runtime is not started: use `async with runtime:` or "
+                              "`await runtime.start()`")
+        return self.app
+
+    # -- commands ---------------------------------------------------------------------------
+    async def run(self, command: Command[Any, Any], aggregate_id: str,
+                  input: BaseModel | dict[str, Any], *,
+                  command_id: str | None = None) -> CommandResult:
+        """Run a command on one aggregate; returns its appended events and new version.
+
+        A repeated ``command_id`` returns the first result and appends nothing.
+        """
+        app = self._require_started()
+        app.command(command)
+        check_aggregate_id(aggregate_id)
+        check_command_id(command_id)
+        data = command.validate_input(input)
+        if not self.middleware:
+            return await self._execute(command, aggregate_id, data, command_id)
+        inv = Invocation("command", command.qualname, data, aggregate_id, command_id)
+        return await call_through(self.middleware, inv,
+                                  lambda: self._execute(command, aggregate_id, data, command_id))
+
+    @abstractmethod
+    async def _execute(self, command: Command[Any, Any], aggregate_id: str, input: Any,
+                       command_id: str | None) -> CommandResult: ...
+
+    async def enqueue(self, queue: str, message: BaseModel | dict[str, Any], *,
+                      key: str | None = None, message_id: str | None = None) -> None:
+        """Put a message on a durable queue; on_queue actions get it at least once."""
+        app = self._require_started()
+        check_name("queue", queue)
+        if key is not None:
+            check_aggregate_id(key)
+        for action in app.queue_routes.get(queue, []):
+            action.validate_input(message)
+        if isinstance(message, BaseModel):
+            message = message.model_dump(mode="json")
+        await self.run(enqueue, queue_stream_id(queue, key),
+                       Enqueue(queue=queue, message=message), command_id=message_id)
+
+    # -- actions ----------------------------------------------------------------------------
+    async def call(self, action: Action | str, input: Any, *,
+                   idempotency_key: str | None = None) -> Any:
+        """Call an action directly (as an HTTP request would); returns its result."""
+        app = self._require_started()
+        act = app.action(action)
+        data = act.validate_input(input)
+        if idempotency_key is not None:
+            check_command_id(idempotency_key)
+        ctx = ActionContext(self, self.registry, act,
+                            id_base=f"{act.name}:{idempotency_key}" if idempotency_key else None)
+        inv = Invocation("action", act.name, data, command_id=idempotency_key)
+        return await call_through(self.middleware, inv, lambda: act(data, ctx))
+
+    async def execute_triggered(self, action: Action, record: Any, attempt: int) -> None:
+        """Run an action for a log record (event, queue message or timer tick)."""
+        app = self._require_started()
+        data = app.action_input(action, record)
+        event = data if isinstance(data, Event) else None
+        ctx = ActionContext(self, self.registry, action, event=event, attempt=attempt,
+                            id_base=f"{action.name}:{record.id}")
+        inv = Invocation("action", action.name, data, record.aggregate_id, None, record.id,
+                         attempt)
+        await call_through(self.middleware, inv, lambda: action(data, ctx))
+
+    # -- reads ------------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def journal(self) -> Journal:
+        """The journal the runtime stores events in."""
+
+    async def load_state(self, store: EventStore[Any], aggregate_id: str) -> Any:
+        """The current state of an aggregate (``None`` if it has no events)."""
+        return (await self.get_aggregate(store, aggregate_id)).state
+
+    async def get_aggregate(self, store: EventStore[Any] | str, aggregate_id: str, *,
+                            version: int | None = None) -> Aggregate:
+        """An aggregate's state, now or at ``version`` (read-your-writes)."""
+        app = self._require_started()
+        es = app.store(store)
+        check_aggregate_id(aggregate_id)
+        if version is None:
+            return await self._current(es, aggregate_id)
+        if not isinstance(version, int) or version < 0:
+            raise ValidationError(f"invalid version {version!r}: an integer >= 0")
+        events = await self.get_events(es, aggregate_id, max_version=version)
+        if events and events[-1].version < version or (not events and version > 0):
+            have = events[-1].version if events else 0
+            raise NotFound(f"{es.name}/{aggregate_id} has no version {version} (it is at {have})")
+        return Aggregate(es.name, aggregate_id, es.fold(events, es.initial_state),
+                         events[-1].version if events else 0, events[-1] if events else None)
+
+    @abstractmethod
+    async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate: ...
+
+    async def get_events(self, store: EventStore[Any] | str, aggregate_id: str, *,
+                         min_version: int | None = None, max_version: int | None = None,
+                         limit: int | None = None, reverse: bool = False) -> list[Event[Any]]:
+        """An aggregate's events, filtered by version, limited, optionally newest first."""
+        app = self._require_started()
+        es = app.store(store)
+        check_aggregate_id(aggregate_id)
+        for name, value in (("min_version", min_version), ("max_version", max_version),
+                            ("limit", limit)):
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValidationError(f"invalid {name} {value!r}: an integer >= 0")
+        after = max(0, (min_version or 1) - 1)
+        records = await self.journal.read_stream(es.name, aggregate_id, after_version=after)
+        if max_version is not None:
+            records = [r for r in records if r.version <= max_version]
+        if reverse:
+            records = records[::-1]
+        if limit is not None:
+            records = records[:limit]
+        return [es.decode(r) for r in records]
+
+    async def list_aggregate_ids(self, store: EventStore[Any] | str, *, limit: int = 100,
+                                 page_token: str | None = None) -> Page:
+        """A page of the store's aggregate ids in lexical order."""
+        app = self._require_started()
+        es = app.store(store)
+        if not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ValidationError(f"invalid limit {limit!r}: 1..10000")
+        if page_token is not None:
+            check_aggregate_id(page_token)
+        ids = await self.journal.list_aggregate_ids(es.name, limit=limit + 1, after=page_token)
+        more = len(ids) > limit
+        ids = ids[:limit]
+        return Page(ids, ids[-1] if more else None)
+
+    def simulate_aggregate(self, store: EventStore[T], events: Sequence[Event[Any] | NewEvent[Any]],
+                           *, aggregate_id: str = "simulated") -> T | None:
+        """The state the reducer gives for ``events`` — nothing is stored."""
+        return simulate(store, events, aggregate_id=aggregate_id)
+
+    # -- dead letters and waiting -------------------------------------------------------------
+    async def deadletters(self) -> list[dict[str, Any]]:
+        """Actions given up on after their last attempt."""
+        self._require_started()
+        return await self.journal.list_deadletters("dispatcher")
+
+    async def retry_deadletter(self, key: str) -> None:
+        """Run a dead-lettered action again; the letter is deleted when it succeeds."""
+        from ..model.events import StoredEvent
+
+        app = self._require_started()
+        letters = {d["key"]: d for d in await self.deadletters()}
+        if key not in letters:
+            raise NotFound(f"no dead letter {key!r}")
+        letter = letters[key]
+        action = app.action(letter["action"])
+        await self.execute_triggered(action, StoredEvent.from_json(letter["event"]), 1)
+        await self.journal.delete_deadletter("dispatcher", key)
+
+    @abstractmethod
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Wait until every triggered action of what was written so far has run."""
+
+
+def simulate(store: EventStore[T], events: Sequence[Event[Any] | NewEvent[Any]], *,
+             aggregate_id: str = "simulated",
+             now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> T | None:
+    """Fold events (stored ones or new ones, numbered from 1) with the store's reducer."""
+    folded: list[Event[Any]] = []
+    for i, ev in enumerate(events, start=1):
+        if isinstance(ev, NewEvent):
+            if store.event_types.get(ev.type.name) is not ev.type:
+                raise ValidationError(f"event {ev.type.name} is not declared by {store.name}")
+            ev = Event(store.name, aggregate_id, i, ev.type.name, ev.payload, now(), None,
+                       ev.metadata)
+        folded.append(ev)
+    return store.fold(folded, store.initial_state)
+
+
+__all__ = ["Aggregate", "Page", "Runtime", "queues", "simulate"]

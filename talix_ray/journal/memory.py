@@ -1,0 +1,113 @@
+"""An in-process journal: the journal contract kept in Python dicts and lists."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from typing import Any
+
+from ..model.errors import Conflict, VersionConflict
+from ..model.events import StoredEvent
+from .base import Commit, Journal, Segment, Snapshot
+
+
+class MemoryJournal(Journal):
+    """The whole journal in memory; one segment per commit. Lost when the process ends."""
+
+    def __init__(self, partitions: int = 1) -> None:
+        if partitions < 1:
+            raise ValueError("partitions must be >= 1")
+        self.partitions = partitions
+        self._streams: dict[tuple[str, str], list[StoredEvent]] = {}
+        self._ids: dict[str, list[str]] = {}
+        self._log: list[list[Segment]] = [[] for _ in range(partitions)]
+        self._signals: list[asyncio.Event | None] = [None] * partitions
+        self._checkpoints: dict[tuple[str, int], tuple[int, int]] = {}
+        self._snapshots: dict[tuple[str, str, str], list[Snapshot]] = {}
+        self._deadletters: dict[str, dict[str, dict[str, Any]]] = {}
+
+    async def append(self, commit: Commit) -> int:
+        key = (commit.store, commit.aggregate_id)
+        stream = self._streams.get(key)
+        current = len(stream) if stream is not None else 0
+        if current != commit.expected_version:
+            raise VersionConflict(
+                f"{commit.store}/{commit.aggregate_id} is at version {current}, "
+                f"expected {commit.expected_version}", current_version=current)
+        if stream is None:
+            stream = self._streams[key] = []
+            bisect.insort(self._ids.setdefault(commit.store, []), commit.aggregate_id)
+        stream.extend(commit.events)
+        p = self.partition_of(commit.store, commit.aggregate_id)
+        log = self._log[p]
+        seq = len(log) + 1
+        log.append(Segment(p, seq, (commit,)))
+        signal = self._signals[p]
+        if signal is not None:
+            signal.set()
+            self._signals[p] = None
+        return seq
+
+    async def read_stream(self, store: str, aggregate_id: str, *,
+                          after_version: int = 0) -> list[StoredEvent]:
+        stream = self._streams.get((store, aggregate_id), [])
+        return stream[after_version:]
+
+    async def list_aggregate_ids(self, store: str, *, limit: int = 100,
+                                 after: str | None = None) -> list[str]:
+        ids = self._ids.get(store, [])
+        start = bisect.bisect_right(ids, after) if after is not None else 0
+        return ids[start:start + limit]
+
+    async def save_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
+                            snapshot: Snapshot) -> None:
+        snaps = self._snapshots.setdefault((store, aggregate_id, reducer_hash), [])
+        snaps.append(snapshot)
+        snaps.sort(key=lambda s: s.version)
+
+    async def load_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
+                            max_version: int | None = None) -> Snapshot | None:
+        for snap in reversed(self._snapshots.get((store, aggregate_id, reducer_hash), [])):
+            if max_version is None or snap.version <= max_version:
+                return snap
+        return None
+
+    async def head(self, partition: int) -> int:
+        return len(self._log[partition])
+
+    async def read_segments(self, partition: int, after_seq: int,
+                            limit: int = 100) -> list[Segment]:
+        return self._log[partition][after_seq:after_seq + limit]
+
+    async def wait_for_segment(self, partition: int, after_seq: int, timeout: float) -> bool:
+        if len(self._log[partition]) > after_seq:
+            return True
+        signal = self._signals[partition]
+        if signal is None:
+            signal = self._signals[partition] = asyncio.Event()
+        try:
+            await asyncio.wait_for(signal.wait(), timeout)
+        except TimeoutError:
+            return False
+        return len(self._log[partition]) > after_seq
+
+    async def load_checkpoint(self, consumer: str, partition: int) -> tuple[int, str | None]:
+        seq, gen = self._checkpoints.get((consumer, partition), (0, 0))
+        return seq, (str(gen) if gen else None)
+
+    async def save_checkpoint(self, consumer: str, partition: int, seq: int,
+                              token: str | None) -> str:
+        _, gen = self._checkpoints.get((consumer, partition), (0, 0))
+        if (str(gen) if gen else None) != token:
+            raise Conflict(f"checkpoint {consumer}/{partition} was moved by another consumer")
+        self._checkpoints[(consumer, partition)] = (seq, gen + 1)
+        return str(gen + 1)
+
+    async def put_deadletter(self, consumer: str, key: str, record: dict[str, Any]) -> None:
+        self._deadletters.setdefault(consumer, {})[key] = record
+
+    async def list_deadletters(self, consumer: str) -> list[dict[str, Any]]:
+        return [dict(v) for _, v in sorted(self._deadletters.get(consumer, {}).items())]
+
+    async def delete_deadletter(self, consumer: str, key: str) -> None:
+        self._deadletters.get(consumer, {}).pop(key, None)

@@ -1,0 +1,202 @@
+"""Actions (stateless functions with triggers) and queries (reads)."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from .errors import ConfigurationError, ValidationError
+from .events import Event
+from .names import check_name
+from .triggers import EventTrigger, HttpTrigger, QueueTrigger, TimerTrigger, Trigger
+
+
+class TimerTick(BaseModel):
+    """The input of an ``every`` action: which period fired."""
+
+    period: int
+    scheduled_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """How an event-, queue- or timer-triggered action is retried before it is dead-lettered."""
+
+    max_attempts: int = 5
+    initial_backoff: float = 0.2
+    max_backoff: float = 30.0
+    multiplier: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """Ray resources for one run of an action (ignored by the LocalRuntime)."""
+
+    num_cpus: float = 0
+    num_gpus: float = 0
+    memory: int | None = None
+
+
+@dataclass(eq=False)
+class Action:
+    """A stateless async function with one or more triggers."""
+
+    name: str
+    fn: Callable[..., Any]
+    triggers: tuple[Trigger, ...]
+    input_model: type[BaseModel] | None
+    output_model: Any
+    resources: Resources = field(default_factory=Resources)
+    retry: Retry = field(default_factory=Retry)
+    public: bool = False
+    description: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Action({self.name})"
+
+    async def __call__(self, input: Any, ctx: Any) -> Any:
+        result = self.fn(input, ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    @property
+    def http_triggers(self) -> list[HttpTrigger]:
+        """The HTTP routes of this action."""
+        return [t for t in self.triggers if isinstance(t, HttpTrigger)]
+
+    @property
+    def event_trigger(self) -> EventTrigger | None:
+        """The event trigger, if any."""
+        return next((t for t in self.triggers if isinstance(t, EventTrigger)), None)
+
+    @property
+    def queue_trigger(self) -> QueueTrigger | None:
+        """The queue trigger, if any."""
+        return next((t for t in self.triggers if isinstance(t, QueueTrigger)), None)
+
+    @property
+    def timer_trigger(self) -> TimerTrigger | None:
+        """The timer trigger, if any."""
+        return next((t for t in self.triggers if isinstance(t, TimerTrigger)), None)
+
+    def validate_input(self, data: Any) -> Any:
+        """Validate the input of a call (HTTP body, queue message) against the input model."""
+        model = self.input_model
+        if model is None:
+            return data
+        if type(data) is model:
+            return data
+        try:
+            if isinstance(data, BaseModel):
+                data = data.model_dump()
+            return model.model_validate(data)
+        except PydanticValidationError as exc:
+            raise ValidationError.from_pydantic(f"input of action {self.name}", exc) from None
+
+
+def _input_annotation(fn: Callable[..., Any], what: str) -> tuple[Any, Any]:
+    params = list(inspect.signature(fn).parameters.values())
+    if len(params) != 2:
+        raise ConfigurationError(f"{what}: takes (input, ctx), got {len(params)} parameter(s)")
+    try:
+        hints = get_type_hints(fn)
+    except Exception as exc:  # pragma: no cover
+        raise ConfigurationError(f"{what}: {exc}") from exc
+    return hints.get(params[0].name), hints.get("return")
+
+
+def action(
+    *triggers: Trigger,
+    name: str | None = None,
+    num_cpus: float = 0,
+    num_gpus: float = 0,
+    memory: int | None = None,
+    retry: Retry | None = None,
+    public: bool = False,
+) -> Callable[[Callable[..., Any]], Action]:
+    """Declare an action: ``@action(http.post("/x"))`` or ``@action(on_event(created))``.
+
+    The first parameter is the input: a pydantic model for HTTP and queue triggers,
+    ``Event[Payload]`` for event triggers, :class:`TimerTick` for timers. ``public=True``
+    exempts its HTTP routes from authentication.
+    """
+    for t in triggers:
+        if not isinstance(t, HttpTrigger | EventTrigger | QueueTrigger | TimerTrigger):
+            raise ConfigurationError(f"not a trigger: {t!r}")
+    if not triggers:
+        raise ConfigurationError("an action needs at least one trigger")
+
+    def wrap(fn: Callable[..., Any]) -> Action:
+        aname = check_name("action", name or fn.__name__)
+        if not inspect.iscoroutinefunction(fn):
+            raise ConfigurationError(f"action {aname} must be an async function")
+        annotation, output = _input_annotation(fn, f"action {aname}")
+        model: type[BaseModel] | None = None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        origin = typing.get_origin(annotation) or annotation
+        kinds = {type(t) for t in triggers}
+        if (HttpTrigger in kinds or QueueTrigger in kinds) and model is None:
+            raise ConfigurationError(
+                f"action {aname}: HTTP and queue triggers need the input annotated with a "
+                "pydantic model"
+            )
+        if EventTrigger in kinds and origin is not Event:
+            raise ConfigurationError(
+                f"action {aname}: an on_event action takes `event: Event[Payload]` as input"
+            )
+        if EventTrigger in kinds and len(kinds) > 1:
+            raise ConfigurationError(f"action {aname}: on_event cannot share an action with "
+                                     "other trigger kinds (their inputs differ)")
+        return Action(
+            name=aname, fn=fn, triggers=tuple(triggers), input_model=model, output_model=output,
+            resources=Resources(num_cpus, num_gpus, memory), retry=retry or Retry(),
+            public=public, description=(fn.__doc__ or "").strip() or None,
+        )
+
+    return wrap
+
+
+@dataclass(eq=False)
+class Query:
+    """A read exposed to callers (and optionally over HTTP): ``(input, ctx) -> result``."""
+
+    name: str
+    fn: Callable[..., Any]
+    input_model: type[BaseModel] | None
+    output_model: Any
+    http: HttpTrigger | None = None
+    public: bool = False
+    description: str | None = None
+
+    async def __call__(self, input: Any, ctx: Any) -> Any:
+        result = self.fn(input, ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+
+def query(trigger: HttpTrigger | None = None, *, name: str | None = None,
+          public: bool = False) -> Callable[[Callable[..., Any]], Query]:
+    """Declare a query; with ``http.get("/things/{id}")`` it is exposed over HTTP."""
+
+    def wrap(fn: Callable[..., Any]) -> Query:
+        qname = check_name("query", name or fn.__name__)
+        annotation, output = _input_annotation(fn, f"query {qname}")
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) \
+            else None
+        return Query(qname, fn, model, output, trigger, public, (fn.__doc__ or "").strip() or None)
+
+    return wrap

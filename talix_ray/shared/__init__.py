@@ -1,0 +1,11 @@
+"""Shared services: what actions and commands get from ``ctx.get(...)``."""
+
+from .clock import Clock, FixedClock, SystemClock
+from .downloader import DownloadedFile, Downloader
+from .files import FileStorage, MemoryFileStorage
+from .ids import IdGenerator, SequentialIds, UlidGenerator
+
+__all__ = [
+    "Clock", "DownloadedFile", "Downloader", "FileStorage", "FixedClock", "IdGenerator",
+    "MemoryFileStorage", "SequentialIds", "SystemClock", "UlidGenerator",
+]
