@@ -29,6 +29,7 @@ from .model import (
     StorageError,
     TalixError,
     TimerTick,
+    Unavailable,
     UnknownEventType,
     ValidationError,
     VersionConflict,
@@ -62,6 +63,6 @@ __all__ = [
     "FileStorage", "FixedClock", "IdGenerator", "Invocation", "LocalRuntime",
     "MemoryFileStorage", "NewEvent", "NotFound", "Page", "Projection", "Query", "Resources",
     "Retry", "Runtime", "SequentialIds", "Service", "StorageError", "TalixError", "Testkit",
-    "TimerTick", "UnknownEventType", "ValidationError", "VersionConflict", "action", "every",
-    "fact_view", "http", "on_event", "on_queue", "query", "state_view",
+    "TimerTick", "Unavailable", "UnknownEventType", "ValidationError", "VersionConflict",
+    "action", "every", "fact_view", "http", "on_event", "on_queue", "query", "state_view",
 ]

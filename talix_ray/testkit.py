@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel
@@ -27,7 +28,7 @@ from .engine.local import LocalRuntime
 from .engine.runtime import Aggregate
 from .journal.base import Commit
 from .journal.memory import MemoryJournal
-from .model.action import Action
+from .model.action import Action, Query
 from .model.errors import ConfigurationError
 from .model.events import Event, EventType, NewEvent, StoredEvent
 from .model.service import Service
@@ -48,6 +49,7 @@ class Testkit:
         self._middleware: list[Any] = []
         self.clock = clock or FixedClock()
         self._runner: asyncio.Runner | None = None
+        self._thread: ThreadPoolExecutor | None = None
         self._runtime: LocalRuntime | None = None
 
     # -- set-up -----------------------------------------------------------------------------
@@ -74,9 +76,12 @@ class Testkit:
         return rt.add(*self._services).create()
 
     def _run(self, coro: Any) -> Any:
-        if self._runner is None:
-            self._runner = asyncio.Runner()
-        return self._runner.run(coro)
+        # the testkit's loop lives in a thread of its own, so it also works where an event
+        # loop is already running (async tests, notebooks)
+        if self._thread is None or self._runner is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="talix-testkit")
+            self._runner = self._thread.submit(asyncio.Runner).result()
+        return self._thread.submit(self._runner.run, coro).result()
 
     @property
     def runtime(self) -> LocalRuntime:
@@ -92,9 +97,10 @@ class Testkit:
         if self._runtime is not None:
             self._run(self._runtime.stop())
             self._runtime = None
-        if self._runner is not None:
-            self._runner.close()
-            self._runner = None
+        if self._thread is not None and self._runner is not None:
+            self._thread.submit(self._runner.close).result()
+            self._thread.shutdown()
+        self._thread = self._runner = None
 
     def __enter__(self) -> Self:
         return self
@@ -111,6 +117,10 @@ class Testkit:
     def call(self, action: Action, input: Any, *, idempotency_key: str | None = None) -> Any:
         """Call an action (as an HTTP request would) and return its result."""
         return self._run(self.runtime.call(action, input, idempotency_key=idempotency_key))
+
+    def query(self, query: Query, input: Any = None) -> Any:
+        """Run a query and return its result."""
+        return self._run(self.runtime.query(query, input))
 
     def run(self, command: Command[Any, Any], aggregate_id: str, input: Any, *,
             command_id: str | None = None) -> CommandResult:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import re
 from abc import ABC, abstractmethod
-import datetime as dt
 from decimal import Decimal, InvalidOperation
 
 from pydantic import BaseModel
@@ -120,10 +121,8 @@ def parse_date(text: str) -> dt.date | None:
 
 
 def _try(out: list[tuple[int, dt.date]], pos: int, y: int, m: int, d: int) -> None:
-    try:
+    with contextlib.suppress(ValueError):  # not a real date (31.02.)
         out.append((pos, dt.date(y, m, d)))
-    except ValueError:
-        pass
 
 
 def extract_expense(text: str, default_currency: str = "EUR") -> ExpenseFields | None:

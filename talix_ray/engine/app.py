@@ -28,6 +28,7 @@ class App:
     event_routes: dict[str, list[Action]] = field(default_factory=dict)
     queue_routes: dict[str, list[Action]] = field(default_factory=dict)
     timer_actions: dict[str, Action] = field(default_factory=dict)
+    _known_commands: set[Command[Any, Any]] = field(default_factory=set)
 
     @classmethod
     def build(cls, services: Iterable[Service]) -> App:
@@ -77,11 +78,14 @@ class App:
 
     def command(self, command: Command[Any, Any]) -> Command[Any, Any]:
         """Check the command belongs to an added store."""
+        if command in self._known_commands:
+            return command
         if not isinstance(command, Command):
             raise ConfigurationError(f"{command!r} is not a command")
         store = self.store(command.store)
         if store.commands.get(command.name) is not command:
             raise NotFound(f"command {command.qualname} is not registered")
+        self._known_commands.add(command)
         return command
 
     def action(self, action: Action | str) -> Action:

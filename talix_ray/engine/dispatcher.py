@@ -16,7 +16,6 @@ import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..journal.base import Journal
 from ..model.action import Action
@@ -256,4 +255,5 @@ class Dispatcher:
                 raise TimeoutError(f"dispatcher did not settle within {timeout}s "
                                    f"(lag {await self.lag()}, pending {self._pending})")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), min(left, 0.05))
+                async with asyncio.timeout(min(left, 0.05)):
+                    await self._progress.wait()

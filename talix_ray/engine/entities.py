@@ -9,9 +9,8 @@ RayRuntime puts one in each shard actor.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -24,20 +23,63 @@ from ..model.store import Command, CommandResult, EventStore
 ContextFactory = Callable[["Entity", Command[Any, Any], "str | None"], Any]
 
 
-@dataclass(slots=True, eq=False)
 class Entity:
-    """One active aggregate: its state, version and the command ids it remembers."""
+    """One active aggregate: its state, version and the command ids it remembers.
 
-    store: EventStore[Any]
-    aggregate_id: str
-    state: Any = None
-    version: int = 0
-    loaded: bool = False
-    last_event: Event[Any] | None = None
-    recent: OrderedDict[str, CommandResult] = field(default_factory=OrderedDict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
-    snapshot_version: int = 0
+    Commands on one entity run one at a time: :meth:`acquire`/:meth:`release` are a minimal
+    FIFO mutex that allocates nothing unless there is contention (hosts keep many thousands
+    of entities, so each one is kept small).
+    """
+
+    __slots__ = ("aggregate_id", "busy", "last_record", "loaded", "recent", "snapshot_version",
+                 "state", "store", "users", "version", "waiters")
+
+    def __init__(self, store: EventStore[Any], aggregate_id: str) -> None:
+        self.store = store
+        self.aggregate_id = aggregate_id
+        self.state: Any = store.initial_state
+        self.version = 0
+        self.loaded = False
+        self.last_record: StoredEvent | None = None
+        self.recent: OrderedDict[str, CommandResult] | None = None
+        self.busy = False
+        self.waiters: deque[asyncio.Future[None]] | None = None
+        self.users = 0
+        self.snapshot_version = 0
+
+    @property
+    def last_event(self) -> Event[Any] | None:
+        """The last event folded into the state (decoded on demand)."""
+        rec = self.last_record
+        return self.store.decode(rec) if rec is not None else None
+
+    async def acquire(self) -> None:
+        """Wait for this entity's turn."""
+        if not self.busy:
+            self.busy = True
+            return
+        if self.waiters is None:
+            self.waiters = deque()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # the turn was handed over as we were cancelled: pass it on
+            else:
+                self.waiters.remove(fut)
+            raise
+
+    def release(self) -> None:
+        """Hand the turn to the next waiter, or free the entity."""
+        waiters = self.waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self.busy = False
 
 
 class EntityHost:
@@ -51,12 +93,15 @@ class EntityHost:
         context_factory: ContextFactory | None = None,
         max_active: int = 100_000,
         remember_commands: int = 256,
+        snapshot_every: int | None = None,
     ) -> None:
         self.journal = journal
         self._clock_us = clock_us
         self._context_factory = context_factory
         self.max_active = max_active
         self.remember_commands = remember_commands
+        self.snapshot_every = snapshot_every
+        self._snapshot_policy: dict[str, int | None] = {}
         self._active: OrderedDict[tuple[str, str], Entity] = OrderedDict()
         self._background: set[asyncio.Task[Any]] = set()
         self._adapters: dict[str, TypeAdapter[Any] | None] = {}
@@ -73,10 +118,13 @@ class EntityHost:
         """Run a validated command on an aggregate; returns once its events are durable."""
         entity = self._checkout(command.store, aggregate_id)
         try:
-            async with entity.lock:
+            await entity.acquire()
+            try:
                 if not entity.loaded:
                     await self._load(entity)
                 return await self._decide_and_append(entity, command, input, command_id, metadata)
+            finally:
+                entity.release()
         finally:
             entity.users -= 1
             if len(self._active) > self.max_active:
@@ -88,7 +136,7 @@ class EntityHost:
         store = command.store
         reducer = store.reducer
         for attempt in range(command.max_retries + 1):
-            if command_id is not None:
+            if command_id is not None and entity.recent is not None:
                 seen = entity.recent.get(command_id)
                 if seen is not None:
                     return CommandResult(seen.store, seen.aggregate_id, seen.version, seen.events,
@@ -142,16 +190,19 @@ class EntityHost:
                                    command_id)
             entity.state = state
             entity.version = version
-            entity.last_event = events[-1]
+            entity.last_record = records[-1]
             if command_id is not None:
                 self._remember(entity, command_id, result)
-            if store.snapshot_every and version - entity.snapshot_version >= store.snapshot_every:
+            every = self._snapshots_every(store)
+            if every and version - entity.snapshot_version >= every:
                 self._snapshot_later(entity)
             return result
         raise VersionConflict(f"{store.name}/{entity.aggregate_id}: too many conflicts")
 
     def _remember(self, entity: Entity, command_id: str, result: CommandResult) -> None:
         recent = entity.recent
+        if recent is None:
+            recent = entity.recent = OrderedDict()
         recent[command_id] = result
         if len(recent) > self.remember_commands:
             recent.popitem(last=False)
@@ -162,9 +213,12 @@ class EntityHost:
         entity = self._checkout(store, aggregate_id)
         try:
             if not entity.loaded:
-                async with entity.lock:
+                await entity.acquire()
+                try:
                     if not entity.loaded:
                         await self._load(entity)
+                finally:
+                    entity.release()
             return entity
         finally:
             entity.users -= 1
@@ -184,7 +238,7 @@ class EntityHost:
         state = store.initial_state
         version = 0
         recent: OrderedDict[str, CommandResult] = OrderedDict()
-        adapter = self._state_adapter(store)
+        adapter = self._state_adapter(store) if self._snapshots_every(store) else None
         if adapter is not None:
             snap = await self.journal.load_snapshot(store.name, entity.aggregate_id,
                                                     store.reducer_hash)
@@ -195,10 +249,12 @@ class EntityHost:
                     recent[cid] = CommandResult(store.name, entity.aggregate_id, v, (), cid)
         entity.snapshot_version = version
         records = await self.journal.read_stream(store.name, entity.aggregate_id,
-                                                 after_version=version)
+                                                 after_version=max(version - 1, 0))
+        last_record = None
+        if version > 0 and records and records[0].version == version:
+            last_record, records = records[0], records[1:]  # the snapshot's last event
         reducer = store.reducer
         decode = store.decode
-        last: Event[Any] | None = None
         group: list[Event[Any]] = []
         for rec in records:
             if rec.version != version + 1:
@@ -207,7 +263,6 @@ class EntityHost:
             ev = decode(rec)
             state = reducer(state, ev)
             version = rec.version
-            last = ev
             if ev.command_id is not None:
                 if group and group[-1].command_id != ev.command_id:
                     self._remember_group(recent, group)
@@ -217,8 +272,8 @@ class EntityHost:
             self._remember_group(recent, group)
         entity.state = state
         entity.version = version
-        entity.last_event = last
-        entity.recent = recent
+        entity.last_record = records[-1] if records else last_record
+        entity.recent = recent or None
         entity.loaded = True
 
     def _remember_group(self, recent: OrderedDict[str, CommandResult],
@@ -233,6 +288,17 @@ class EntityHost:
             recent.popitem(last=False)
 
     # -- snapshots --------------------------------------------------------------------------
+    def _snapshots_every(self, store: EventStore[Any]) -> int | None:
+        """Snapshot interval of a store: its own setting, else the host's, when serializable."""
+        try:
+            return self._snapshot_policy[store.name]
+        except KeyError:
+            every = store.snapshot_every or self.snapshot_every
+            if every and self._state_adapter(store) is None:
+                every = None
+            self._snapshot_policy[store.name] = every
+            return every
+
     def _state_adapter(self, store: EventStore[Any]) -> TypeAdapter[Any] | None:
         if store.name not in self._adapters:
             self._adapters[store.name] = state_adapter(store)
@@ -244,7 +310,8 @@ class EntityHost:
             return
         entity.snapshot_version = entity.version
         snap = Snapshot(entity.version, adapter.dump_python(entity.state, mode="json"),
-                        tuple((cid, r.version, len(r.events)) for cid, r in entity.recent.items()))
+                        tuple((cid, r.version, len(r.events))
+                              for cid, r in (entity.recent or {}).items()))
         task = asyncio.create_task(self.journal.save_snapshot(
             entity.store.name, entity.aggregate_id, entity.store.reducer_hash, snap))
         self._background.add(task)
@@ -257,7 +324,7 @@ class EntityHost:
             if excess <= 0:
                 break
             entity = self._active[key]
-            if entity.users or entity.lock.locked():
+            if entity.users or entity.busy:
                 continue
             del self._active[key]
             excess -= 1
@@ -271,7 +338,7 @@ class EntityHost:
     def passivate(self, store: EventStore[Any], aggregate_id: str) -> bool:
         """Drop an idle aggregate from memory; it is reloaded on its next use."""
         entity = self._active.get((store.name, aggregate_id))
-        if entity is None or entity.users or entity.lock.locked():
+        if entity is None or entity.users or entity.busy:
             return False
         del self._active[(store.name, aggregate_id)]
         self._hint_passivated(entity)

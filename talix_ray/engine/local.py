@@ -27,12 +27,14 @@ class LocalRuntime(Runtime):
     """Runs services in-process: entities in a host, actions as asyncio tasks.
 
     ``journal`` defaults to a :class:`MemoryJournal`. Use it for unit tests, notebooks and
-    small jobs; it has exactly the semantics of the RayRuntime.
+    small jobs; it has exactly the semantics of the RayRuntime. One journal has one dispatcher:
+    further runtimes on the same journal pass ``dispatch=False`` (a second copy would find
+    its checkpoint taken and stop).
     """
 
     def __init__(self, journal: Journal | None = None, *, max_active: int = 100_000,
                  max_concurrency: int = 32, poll_interval: float = 1.0,
-                 timers: bool = True) -> None:
+                 timers: bool = True, dispatch: bool = True) -> None:
         super().__init__()
         if max_active < 1:
             raise ConfigurationError("max_active must be >= 1")
@@ -41,6 +43,7 @@ class LocalRuntime(Runtime):
         self._max_concurrency = max_concurrency
         self._poll_interval = poll_interval
         self._timers_enabled = timers
+        self._dispatch_enabled = dispatch
         self._host: EntityHost | None = None
         self._dispatcher: Dispatcher | None = None
 
@@ -62,7 +65,7 @@ class LocalRuntime(Runtime):
         self._host = EntityHost(self._journal, clock_us=clock.now_us,
                                 context_factory=self._command_context,
                                 max_active=self._max_active)
-        if self.app.has_log_consumers:
+        if self._dispatch_enabled and self.app.has_log_consumers:
             self._dispatcher = Dispatcher(self._journal, self.app.route, self.execute_triggered,
                                           max_concurrency=self._max_concurrency,
                                           poll_interval=self._poll_interval)

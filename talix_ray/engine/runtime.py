@@ -18,7 +18,7 @@ from typing import Any, Self, TypeVar
 from pydantic import BaseModel
 
 from ..journal.base import Journal
-from ..model.action import Action
+from ..model.action import Action, Query
 from ..model.errors import ConfigurationError, NotFound, Unavailable, ValidationError
 from ..model.events import Event, NewEvent
 from ..model.names import check_aggregate_id, check_name
@@ -28,7 +28,7 @@ from ..shared import Clock, Downloader, FileStorage, IdGenerator, MemoryFileStor
 from ..shared.clock import SystemClock
 from ..shared.ids import UlidGenerator
 from .app import App
-from .context import ActionContext, Registry
+from .context import ActionContext, ReadOnlyContext, Registry
 from .invocation import Invocation, Middleware, call_through
 from .system import Enqueue, enqueue, queue_stream_id, queues
 
@@ -223,6 +223,18 @@ class Runtime(ABC):
         inv = Invocation("action", act.name, data, command_id=idempotency_key)
         return await call_through(self.middleware, inv, lambda: act(data, ctx))
 
+    async def query(self, query: Query | str, input: Any = None) -> Any:
+        """Run a query (a read) with read-only access; returns its result."""
+        app = self._require_started()
+        name = query if isinstance(query, str) else query.name
+        q = app.queries.get(name)
+        if q is None or (not isinstance(query, str) and q is not query):
+            raise NotFound(f"query {name!r} is not part of this runtime's services")
+        data = q.validate_input(input)
+        ctx = ReadOnlyContext(self, self.registry)
+        inv = Invocation("query", q.name, data)
+        return await call_through(self.middleware, inv, lambda: q(data, ctx))
+
     async def execute_triggered(self, action: Action, record: Any, attempt: int) -> None:
         """Run an action for a log record (event, queue message or timer tick)."""
         app = self._require_started()
@@ -255,7 +267,7 @@ class Runtime(ABC):
         if not isinstance(version, int) or version < 0:
             raise ValidationError(f"invalid version {version!r}: an integer >= 0")
         events = await self.get_events(es, aggregate_id, max_version=version)
-        if events and events[-1].version < version or (not events and version > 0):
+        if (events and events[-1].version < version) or (not events and version > 0):
             have = events[-1].version if events else 0
             raise NotFound(f"{es.name}/{aggregate_id} has no version {version} (it is at {have})")
         return Aggregate(es.name, aggregate_id, es.fold(events, es.initial_state),

@@ -100,8 +100,8 @@ class Journal(ABC):
         """Aggregate ids of ``store`` in lexical order, after ``after``."""
 
     # -- snapshots ----------------------------------------------------------------------------
-    async def save_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
-                            snapshot: Snapshot) -> None:  # noqa: B027
+    async def save_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,  # noqa: B027
+                            snapshot: Snapshot) -> None:
         """Keep a snapshot (off the command path); backends may ignore it."""
 
     async def load_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,

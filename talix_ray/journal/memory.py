@@ -20,7 +20,10 @@ class MemoryJournal(Journal):
         self.partitions = partitions
         self._streams: dict[tuple[str, str], list[StoredEvent]] = {}
         self._ids: dict[str, list[str]] = {}
-        self._log: list[list[Segment]] = [[] for _ in range(partitions)]
+        self._unsorted: set[str] = set()
+        # a partition's log: (store, aggregate id, first version, event count) per commit
+        self._log: list[list[tuple[str, str, int, int, str | None]]] = [
+            [] for _ in range(partitions)]
         self._signals: list[asyncio.Event | None] = [None] * partitions
         self._checkpoints: dict[tuple[str, int], tuple[int, int]] = {}
         self._snapshots: dict[tuple[str, str, str], list[Snapshot]] = {}
@@ -36,12 +39,14 @@ class MemoryJournal(Journal):
                 f"expected {commit.expected_version}", current_version=current)
         if stream is None:
             stream = self._streams[key] = []
-            bisect.insort(self._ids.setdefault(commit.store, []), commit.aggregate_id)
+            self._ids.setdefault(commit.store, []).append(commit.aggregate_id)
+            self._unsorted.add(commit.store)
         stream.extend(commit.events)
         p = self.partition_of(commit.store, commit.aggregate_id)
         log = self._log[p]
-        seq = len(log) + 1
-        log.append(Segment(p, seq, (commit,)))
+        log.append((commit.store, commit.aggregate_id, commit.first_version,
+                    len(commit.events), commit.command_id))
+        seq = len(log)
         signal = self._signals[p]
         if signal is not None:
             signal.set()
@@ -56,6 +61,9 @@ class MemoryJournal(Journal):
     async def list_aggregate_ids(self, store: str, *, limit: int = 100,
                                  after: str | None = None) -> list[str]:
         ids = self._ids.get(store, [])
+        if store in self._unsorted:
+            ids.sort()
+            self._unsorted.discard(store)
         start = bisect.bisect_right(ids, after) if after is not None else 0
         return ids[start:start + limit]
 
@@ -77,7 +85,12 @@ class MemoryJournal(Journal):
 
     async def read_segments(self, partition: int, after_seq: int,
                             limit: int = 100) -> list[Segment]:
-        return self._log[partition][after_seq:after_seq + limit]
+        out = []
+        for i, (store, agg, first, n, cid) in enumerate(
+                self._log[partition][after_seq:after_seq + limit], start=after_seq + 1):
+            events = tuple(self._streams[(store, agg)][first - 1:first - 1 + n])
+            out.append(Segment(partition, i, (Commit(store, agg, first - 1, events, cid),)))
+        return out
 
     async def wait_for_segment(self, partition: int, after_seq: int, timeout: float) -> bool:
         if len(self._log[partition]) > after_seq:
@@ -86,7 +99,8 @@ class MemoryJournal(Journal):
         if signal is None:
             signal = self._signals[partition] = asyncio.Event()
         try:
-            await asyncio.wait_for(signal.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel (3.11)
+                await signal.wait()
         except TimeoutError:
             return False
         return len(self._log[partition]) > after_seq

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,12 +11,12 @@ from datetime import datetime
 from typing import Any, get_type_hints
 
 from pydantic import BaseModel
-from pydantic import ValidationError as PydanticValidationError
 
-from .errors import ConfigurationError, ValidationError
+from .errors import ConfigurationError
 from .events import Event
 from .names import check_name
 from .triggers import EventTrigger, HttpTrigger, QueueTrigger, TimerTrigger, Trigger
+from .validation import validate
 
 
 class TimerTick(BaseModel):
@@ -93,27 +94,25 @@ class Action:
 
     def validate_input(self, data: Any) -> Any:
         """Validate the input of a call (HTTP body, queue message) against the input model."""
-        model = self.input_model
-        if model is None:
+        if self.input_model is None:
             return data
-        if type(data) is model:
-            return data
-        try:
-            if isinstance(data, BaseModel):
-                data = data.model_dump()
-            return model.model_validate(data)
-        except PydanticValidationError as exc:
-            raise ValidationError.from_pydantic(f"input of action {self.name}", exc) from None
+        return validate(self.input_model, data, f"input of action {self.name}")
 
 
-def _input_annotation(fn: Callable[..., Any], what: str) -> tuple[Any, Any]:
+def type_hints(fn: Callable[..., Any], localns: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    """``get_type_hints`` that also sees the names local to where ``fn`` was decorated."""
+    try:
+        return get_type_hints(fn, localns=localns)
+    except Exception as exc:
+        raise ConfigurationError(f"{what}: cannot resolve annotations: {exc}") from exc
+
+
+def _input_annotation(fn: Callable[..., Any], what: str,
+                      localns: dict[str, Any] | None) -> tuple[Any, Any]:
     params = list(inspect.signature(fn).parameters.values())
     if len(params) != 2:
         raise ConfigurationError(f"{what}: takes (input, ctx), got {len(params)} parameter(s)")
-    try:
-        hints = get_type_hints(fn)
-    except Exception as exc:  # pragma: no cover
-        raise ConfigurationError(f"{what}: {exc}") from exc
+    hints = type_hints(fn, localns, what)
     return hints.get(params[0].name), hints.get("return")
 
 
@@ -137,12 +136,13 @@ def action(
             raise ConfigurationError(f"not a trigger: {t!r}")
     if not triggers:
         raise ConfigurationError("an action needs at least one trigger")
+    localns = sys._getframe(1).f_locals
 
     def wrap(fn: Callable[..., Any]) -> Action:
         aname = check_name("action", name or fn.__name__)
         if not inspect.iscoroutinefunction(fn):
             raise ConfigurationError(f"action {aname} must be an async function")
-        annotation, output = _input_annotation(fn, f"action {aname}")
+        annotation, output = _input_annotation(fn, f"action {aname}", localns)
         model: type[BaseModel] | None = None
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
@@ -187,14 +187,21 @@ class Query:
             result = await result
         return result
 
+    def validate_input(self, data: Any) -> Any:
+        """Validate the query's input (path and query parameters) against its model."""
+        if self.input_model is None:
+            return data
+        return validate(self.input_model, data, f"input of query {self.name}")
+
 
 def query(trigger: HttpTrigger | None = None, *, name: str | None = None,
           public: bool = False) -> Callable[[Callable[..., Any]], Query]:
     """Declare a query; with ``http.get("/things/{id}")`` it is exposed over HTTP."""
+    localns = sys._getframe(1).f_locals
 
     def wrap(fn: Callable[..., Any]) -> Query:
         qname = check_name("query", name or fn.__name__)
-        annotation, output = _input_annotation(fn, f"query {qname}")
+        annotation, output = _input_annotation(fn, f"query {qname}", localns)
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) \
             else None
         return Query(qname, fn, model, output, trigger, public, (fn.__doc__ or "").strip() or None)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from pydantic import ValidationError as PydanticValidationError
 
 from .errors import ConfigurationError, UnknownEventType, ValidationError
+from .validation import validate
 
 P = TypeVar("P", bound=BaseModel)
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -82,14 +82,7 @@ class EventType(Generic[P]):
 
     def validate_payload(self, data: Any) -> P:
         """Validate a payload given as a model instance or a mapping."""
-        if type(data) is self.payload_model:
-            return data
-        try:
-            if isinstance(data, BaseModel):
-                data = data.model_dump()
-            return self.payload_model.model_validate(data)
-        except PydanticValidationError as exc:
-            raise ValidationError.from_pydantic(f"payload of event {self.name}", exc) from None
+        return validate(self.payload_model, data, f"payload of event {self.name}")
 
     def validate_metadata(self, data: Any) -> BaseModel | dict[str, Any] | None:
         """Validate metadata against the metadata model when there is one."""
@@ -101,12 +94,7 @@ class EventType(Generic[P]):
             if not isinstance(data, Mapping):
                 raise ValidationError(f"metadata of event {self.name} must be a mapping")
             return dict(data)
-        try:
-            if isinstance(data, self.metadata_model):
-                return data
-            return self.metadata_model.model_validate(data)
-        except PydanticValidationError as exc:
-            raise ValidationError.from_pydantic(f"metadata of event {self.name}", exc) from None
+        return validate(self.metadata_model, data, f"metadata of event {self.name}")
 
     def upcast(self, payload: dict[str, Any], from_version: int, where: str) -> dict[str, Any]:
         """Bring a stored payload of an older schema version up to the current one."""
@@ -186,11 +174,11 @@ class Event(Generic[P]):
     timestamp: datetime
     command_id: str | None = None
     metadata: Any = None
-    id: str = field(default="")
 
-    def __post_init__(self) -> None:
-        if not self.id:
-            object.__setattr__(self, "id", f"{self.store}:{self.aggregate_id}:{self.version}")
+    @property
+    def id(self) -> str:
+        """The event's id: ``store:aggregate_id:version`` (a stream never forks)."""
+        return f"{self.store}:{self.aggregate_id}:{self.version}"
 
     def is_a(self, event_type: EventType[Any]) -> bool:
         """Whether this event is of the given type."""

@@ -14,6 +14,7 @@ from .events import EventType
 from .names import check_name
 
 ViewKind = Literal["state", "fact"]
+Handler = Callable[..., Any]
 
 
 @dataclass(eq=False)
@@ -35,7 +36,7 @@ class Projection:
         """``state`` (merged by key) or ``fact`` (appended)."""
         return "state" if self.key else "fact"
 
-    def on(self, *event_types: EventType[Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def on(self, *event_types: EventType[Any]) -> Callable[[Handler], Handler]:
         """Register a handler for events of these types."""
         expected = 2 if self.key else 1
 

@@ -30,7 +30,8 @@ class Service:
         self.actions = tuple(self.actions)
         self.queries = tuple(self.queries)
         self.projections = tuple(self.projections)
-        for kind, items, cls in (("store", self.stores, EventStore), ("action", self.actions, Action),
+        for kind, items, cls in (("store", self.stores, EventStore),
+                                 ("action", self.actions, Action),
                                  ("query", self.queries, Query),
                                  ("projection", self.projections, Projection)):
             seen: set[str] = set()

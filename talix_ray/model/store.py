@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
+import sys
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, get_type_hints
 
 from pydantic import BaseModel
-from pydantic import ValidationError as PydanticValidationError
 
-from .errors import ConfigurationError, UnknownEventType, ValidationError
+from .errors import ConfigurationError, UnknownEventType
 from .events import Event, EventType, NewEvent, StoredEvent, timestamp_of
 from .names import check_name
+from .validation import validate
 
 S = TypeVar("S")
 I = TypeVar("I", bound=BaseModel)  # noqa: E741
@@ -98,8 +100,11 @@ class EventStore(Generic[S]):
         other aggregates or shared services.
         """
 
+        localns = sys._getframe(1).f_locals
+
         def register(f: Callable[..., Any]) -> Command[S, Any]:
-            cmd = Command.from_function(self, f, name=name, max_retries=max_retries)
+            cmd = Command.from_function(self, f, name=name, max_retries=max_retries,
+                                        localns=localns)
             if cmd.name in self.commands:
                 raise ConfigurationError(f"event store {self.name}: command {cmd.name} twice")
             self.commands[cmd.name] = cmd
@@ -125,10 +130,7 @@ class EventStore(Generic[S]):
         payload = record.payload
         if record.schema_version != et.version:
             payload = et.upcast(payload, record.schema_version, where)
-        try:
-            model = et.payload_model.model_validate(payload)
-        except PydanticValidationError as exc:
-            raise ValidationError.from_pydantic(f"stored payload of {where}", exc) from None
+        model = validate(et.payload_model, payload, f"stored payload of {where}")
         meta: Any = record.metadata
         if meta is not None and et.metadata_model is not None:
             meta = et.metadata_model.model_validate(meta)
@@ -142,7 +144,7 @@ class EventStore(Generic[S]):
             state = reducer(state, ev)
         return state
 
-    @property
+    @functools.cached_property
     def reducer_hash(self) -> str:
         """A hash of the reducer's code and of the event types; snapshots are keyed by it."""
         fn = self.reducer
@@ -173,7 +175,8 @@ class Command(Generic[S, I]):
 
     @classmethod
     def from_function(cls, store: EventStore[S], fn: Callable[..., Any], *,
-                      name: str | None = None, max_retries: int = 5) -> Command[S, Any]:
+                      name: str | None = None, max_retries: int = 5,
+                      localns: dict[str, Any] | None = None) -> Command[S, Any]:
         """Build a command from a decider, reading the input model from its annotations."""
         cname = check_name("command", name or fn.__name__)
         params = list(inspect.signature(fn).parameters.values())
@@ -183,9 +186,10 @@ class Command(Generic[S, I]):
                 f"(state, input, ctx), got {len(params)} parameter(s)"
             )
         try:
-            hints = get_type_hints(fn)
-        except Exception as exc:  # pragma: no cover - broken annotations
-            raise ConfigurationError(f"command {store.name}.{cname}: {exc}") from exc
+            hints = get_type_hints(fn, localns=localns)
+        except Exception as exc:
+            raise ConfigurationError(f"command {store.name}.{cname}: cannot resolve "
+                                     f"annotations: {exc}") from exc
         model = hints.get(params[1].name)
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise ConfigurationError(
@@ -206,15 +210,7 @@ class Command(Generic[S, I]):
 
     def validate_input(self, data: Any) -> I:
         """Validate the input (a model instance or a mapping); error names the field."""
-        model = self.input_model
-        if type(data) is model:
-            return data
-        try:
-            if isinstance(data, BaseModel):
-                data = data.model_dump()
-            return model.model_validate(data)
-        except PydanticValidationError as exc:
-            raise ValidationError.from_pydantic(f"input of command {self.qualname}", exc) from None
+        return validate(self.input_model, data, f"input of command {self.qualname}")
 
     def normalize_events(self, decided: Any) -> list[NewEvent[Any]]:
         """A decider's return value → a list of new events of this store, checked."""

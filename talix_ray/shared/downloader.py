@@ -44,7 +44,8 @@ class Downloader:
     async def fetch(self, url: object) -> DownloadedFile:
         """Download ``url``; :class:`ValidationError` for a refused URL or an oversized body."""
         try:
-            return await asyncio.wait_for(self._fetch(str(url)), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await self._fetch(str(url))
         except TimeoutError:
             raise ValidationError(f"download of {url} took longer than {self.timeout}s") from None
 

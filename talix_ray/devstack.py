@@ -1,0 +1,73 @@
+"""The embedded demo: the example services on one machine, fed with sample documents."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .engine.local import LocalRuntime
+from .shared import Downloader
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def serve_folder(folder: Path) -> tuple[ThreadingHTTPServer, str]:
+    """Serve ``folder`` over HTTP on a free loopback port (the demo's 'internet')."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 partial(_QuietHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+async def run_demo(samples: str, console: Console) -> int:
+    """Upload every sample document, let the analysis run, print documents and expenses."""
+    from services import documents, expenses
+    from services.documents import DocumentAnalyzer, TextAnalyzer
+    from services.documents.actions import upload_document_from_url
+
+    folder = Path(samples)
+    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    if not files:
+        console.print(f"[red]no sample documents in {folder}[/red]")
+        return 2
+    server, base = serve_folder(folder)
+    runtime = (LocalRuntime()
+               .register(DocumentAnalyzer, TextAnalyzer())
+               # the samples are served on loopback, which the downloader refuses by default
+               .register(Downloader, Downloader(allow_private=True))
+               .add(documents.service, expenses.service)
+               .create())
+    try:
+        async with runtime:
+            ids = {}
+            for f in files:
+                out = await runtime.call(upload_document_from_url, {"url": f"{base}/{f.name}"})
+                ids[f.name] = out.document_id
+                console.print(f"uploaded [bold]{f.name}[/bold] → document {out.document_id}")
+            await runtime.settle(60)
+            table = Table("file", "status", "expense?", "vendor", "date", "amount",
+                          title="documents and the expenses found in them")
+            for name, doc_id in ids.items():
+                doc = await runtime.load_state(documents.documents, doc_id)
+                exp = await runtime.load_state(expenses.expenses, doc_id)
+                table.add_row(name, doc.status, "yes" if doc.is_expense else "no",
+                              exp.vendor if exp else "", str(exp.date) if exp else "",
+                              f"{exp.amount} {exp.currency}" if exp else "")
+            console.print(table)
+            dead = await runtime.deadletters()
+            if dead:
+                console.print(f"[red]{len(dead)} dead letter(s)[/red]")
+                return 1
+    finally:
+        server.shutdown()
+    await asyncio.sleep(0)
+    return 0

@@ -1,0 +1,159 @@
+"""A small domain for the framework's own tests: counters and a ledger."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from talix_ray import (
+    CommandContext,
+    Context,
+    DomainError,
+    Event,
+    EventStore,
+    EventType,
+    NotFound,
+    Service,
+    TimerTick,
+    action,
+    every,
+    on_event,
+    on_queue,
+)
+
+
+class Added(BaseModel):
+    amount: int
+
+
+class Reset(BaseModel):
+    pass
+
+
+added = EventType("COUNTERS:ADDED", Added)
+reset = EventType("COUNTERS:RESET", Reset)
+
+
+class Counter(BaseModel):
+    total: int = 0
+    adds: int = 0
+
+
+def reduce(state: Counter | None, event: Event) -> Counter | None:
+    state = state or Counter()
+    match event.payload:
+        case Added(amount=n):
+            return Counter(total=state.total + n, adds=state.adds + 1)
+        case Reset():
+            return Counter(total=0, adds=state.adds)
+    return state
+
+
+counters = EventStore("counters", [added, reset], reduce)
+
+
+class Add(BaseModel):
+    amount: int = Field(ge=1, le=1_000_000)
+
+
+@counters.command
+def add(state: Counter | None, input: Add):
+    return added(amount=input.amount)
+
+
+@counters.command
+def add_twice(state: Counter | None, input: Add):
+    return [added(amount=input.amount), added(amount=input.amount)]
+
+
+class Limit(BaseModel):
+    amount: int
+    limit: int
+
+
+@counters.command
+def add_below(state: Counter | None, input: Limit):
+    if (state.total if state else 0) + input.amount > input.limit:
+        raise DomainError(f"would exceed {input.limit}")
+    return added(amount=input.amount)
+
+
+class Copy(BaseModel):
+    source: str
+
+
+@counters.command
+async def copy_from(state: Counter | None, input: Copy, ctx: CommandContext):
+    other = await ctx.load(counters, input.source)
+    if other is None:
+        raise NotFound(f"no counter {input.source}")
+    return added(amount=other.total)
+
+
+@counters.command
+def broken(state: Counter | None, input: Add):
+    return [added(amount=input.amount), "not an event"]
+
+
+# -- a ledger fed by an action -------------------------------------------------------------------
+class Entry(BaseModel):
+    source: str
+    amount: int
+
+
+entry_booked = EventType("LEDGER:BOOKED", Entry)
+
+
+def reduce_ledger(state: list[Entry] | None, event: Event) -> list[Entry] | None:
+    return [*(state or []), event.payload]
+
+
+ledger = EventStore("ledger", [entry_booked], reduce_ledger)
+
+
+class Book(BaseModel):
+    source: str
+    amount: int
+
+
+@ledger.command
+def book(state: list[Entry] | None, input: Book):
+    return entry_booked(source=input.source, amount=input.amount)
+
+
+calls: dict[str, int] = {}
+
+
+@action(on_event(added))
+async def mirror_to_ledger(event: Event[Added], ctx: Context) -> None:
+    """Books every addition of counter X to the ledger of X (one entry per event)."""
+    calls[event.id] = calls.get(event.id, 0) + 1
+    if event.aggregate_id.startswith("flaky") and ctx.attempt < 3:
+        raise RuntimeError(f"flaky failure, attempt {ctx.attempt}")
+    if event.aggregate_id.startswith("doomed"):
+        raise RuntimeError("always fails")
+    await ctx.run(book, event.aggregate_id, Book(source=event.id, amount=event.payload.amount))
+
+
+class Ping(BaseModel):
+    text: str = Field(max_length=20)
+
+
+received: list[str] = []
+
+
+@action(on_queue("pings"))
+async def on_ping(input: Ping, ctx: Context) -> None:
+    received.append(input.text)
+
+
+ticks: list[int] = []
+
+
+@action(every("200ms"))
+async def tick(input: TimerTick, ctx: Context) -> None:
+    ticks.append(input.period)
+
+
+service = Service("counting", stores=[counters, ledger],
+                  actions=[mirror_to_ledger, on_ping, tick])
+plain_service = Service("counting", stores=[counters, ledger])

@@ -1,0 +1,379 @@
+"""Semantics of a runtime, on the LocalRuntime (parametrized over runtimes as they arrive)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from talix_ray import (
+    AlreadyExists,
+    ConfigurationError,
+    DomainError,
+    FileStorage,
+    IdGenerator,
+    Invocation,
+    LocalRuntime,
+    NotFound,
+    SequentialIds,
+    Service,
+    Unavailable,
+    ValidationError,
+    VersionConflict,
+)
+from talix_ray.journal import Commit, MemoryJournal
+from talix_ray.model import StoredEvent
+
+from . import domain
+from .domain import Add, Book, Copy, Limit, add, add_below, add_twice, book, counters, ledger
+
+
+@pytest.fixture
+def make_runtime():
+    made: list[LocalRuntime] = []
+
+    def make(service: Service = domain.plain_service, journal=None, **kw) -> LocalRuntime:
+        rt = LocalRuntime(journal, poll_interval=0.05, **kw).add(service)
+        made.append(rt)
+        return rt
+
+    yield make
+
+
+async def test_run_appends_events_and_returns_the_new_version(make_runtime):
+    async with make_runtime().create() as rt:
+        r1 = await rt.run(add, "c1", Add(amount=2))
+        r2 = await rt.run(add_twice, "c1", {"amount": 3})
+        assert (r1.version, r2.version) == (1, 3)
+        assert [e.version for e in r2.events] == [2, 3]
+        agg = await rt.get_aggregate(counters, "c1")
+        assert agg.state.total == 8 and agg.version == 3
+        assert agg.last_event is not None and agg.last_event.version == 3
+
+
+async def test_a_repeated_command_id_returns_the_first_result_and_appends_nothing(make_runtime):
+    async with make_runtime().create() as rt:
+        first = await rt.run(add, "c1", Add(amount=5), command_id="req-1")
+        again = await rt.run(add, "c1", Add(amount=5), command_id="req-1")
+        assert again.duplicate and not again.appended
+        assert again.version == first.version == 1
+        assert [e.id for e in again.events] == [e.id for e in first.events]
+        assert (await rt.get_aggregate(counters, "c1")).version == 1
+
+
+async def test_command_ids_survive_passivation_and_restart(make_runtime):
+    journal = MemoryJournal()
+    async with make_runtime(journal=journal).create() as rt:
+        await rt.run(add_twice, "c1", Add(amount=1), command_id="once")
+    async with make_runtime(journal=journal).create() as rt2:
+        again = await rt2.run(add_twice, "c1", Add(amount=1), command_id="once")
+        assert again.duplicate and again.version == 2 and len(again.events) == 2
+        assert (await rt2.get_aggregate(counters, "c1")).state.total == 2
+
+
+async def test_bad_input_is_rejected_with_the_field_and_nothing_appended(make_runtime):
+    async with make_runtime().create() as rt:
+        with pytest.raises(ValidationError, match="field 'amount'"):
+            await rt.run(add, "c1", {"amount": 0})
+        with pytest.raises(ValidationError, match="aggregate id"):
+            await rt.run(add, "a/b", Add(amount=1))
+        with pytest.raises(ValidationError, match="command id"):
+            await rt.run(add, "c1", Add(amount=1), command_id="")
+        assert (await rt.get_aggregate(counters, "c1")).version == 0
+        assert (await rt.list_aggregate_ids(counters)).ids == []
+
+
+async def test_errors_in_a_command_append_nothing(make_runtime):
+    async with make_runtime().create() as rt:
+        await rt.run(add, "c1", Add(amount=5))
+        with pytest.raises(DomainError, match="would exceed 6"):
+            await rt.run(add_below, "c1", Limit(amount=2, limit=6))
+        with pytest.raises(ConfigurationError, match="not an event"):
+            await rt.run(domain.broken, "c1", Add(amount=1))
+        with pytest.raises(NotFound, match="no counter nope"):
+            await rt.run(domain.copy_from, "c1", Copy(source="nope"))
+        agg = await rt.get_aggregate(counters, "c1")
+        assert agg.version == 1 and agg.state.total == 5
+
+
+async def test_commands_can_read_other_aggregates(make_runtime):
+    async with make_runtime().create() as rt:
+        await rt.run(add, "src", Add(amount=7))
+        await rt.run(domain.copy_from, "dst", Copy(source="src"))
+        await rt.run(domain.copy_from, "dst", Copy(source="dst"))  # reading itself: current state
+        assert (await rt.get_aggregate(counters, "dst")).state.total == 14
+
+
+async def test_concurrent_commands_on_one_aggregate_are_serialized(make_runtime):
+    async with make_runtime().create() as rt:
+        await asyncio.gather(*(rt.run(add, "hot", Add(amount=1)) for _ in range(200)))
+        agg = await rt.get_aggregate(counters, "hot")
+        assert agg.version == 200 and agg.state.total == 200
+        events = await rt.get_events(counters, "hot")
+        assert [e.version for e in events] == list(range(1, 201))
+
+
+async def test_a_version_conflict_between_two_writers_is_retried(make_runtime):
+    journal = MemoryJournal()
+    a = make_runtime(journal=journal).create()
+    b = make_runtime(journal=journal).create()
+    async with a, b:
+        await a.run(add, "shared", Add(amount=1))
+        await b.run(add, "shared", Add(amount=10))  # b loaded after a's write
+        await a.run(add, "shared", Add(amount=100))  # a's state is stale: conflict, reload, retry
+        agg = await a.get_aggregate(counters, "shared")
+        assert agg.version == 3 and agg.state.total == 111
+
+
+async def test_conflicts_beyond_the_retry_budget_surface(make_runtime):
+    class Always(MemoryJournal):
+        async def append(self, commit):
+            raise VersionConflict("always")
+
+    async with make_runtime(journal=Always()).create() as rt:
+        with pytest.raises(VersionConflict):
+            await rt.run(add, "c1", Add(amount=1))
+
+
+async def test_castore_reads(make_runtime):
+    async with make_runtime().create() as rt:
+        for i in range(1, 6):
+            await rt.run(add, "c1", Add(amount=i))
+        at3 = await rt.get_aggregate(counters, "c1", version=3)
+        assert at3.state.total == 6 and at3.version == 3
+        with pytest.raises(NotFound, match="no version 9"):
+            await rt.get_aggregate(counters, "c1", version=9)
+        evs = await rt.get_events(counters, "c1", min_version=2, max_version=4)
+        assert [e.version for e in evs] == [2, 3, 4]
+        evs = await rt.get_events(counters, "c1", reverse=True, limit=2)
+        assert [e.version for e in evs] == [5, 4]
+        for name in ["b", "a", "d", "c"]:
+            await rt.run(add, name, Add(amount=1))
+        page = await rt.list_aggregate_ids(counters, limit=2)
+        assert page.ids == ["a", "b"] and page.next_page_token == "b"
+        page = await rt.list_aggregate_ids(counters, limit=2, page_token=page.next_page_token)
+        assert page.ids == ["c", "c1"]
+        page = await rt.list_aggregate_ids(counters, limit=2, page_token=page.next_page_token)
+        assert page.ids == ["d"] and page.next_page_token is None
+        sim = rt.simulate_aggregate(counters, [domain.added(amount=4), domain.reset(),
+                                               domain.added(amount=2)])
+        assert sim.total == 2 and sim.adds == 2
+        with pytest.raises(NotFound, match="nope"):
+            await rt.get_aggregate("nope", "x")
+
+
+async def test_unknown_event_type_in_a_stored_stream_is_a_clear_error(make_runtime):
+    journal = MemoryJournal()
+    rec = StoredEvent("counters", "old", 1, "COUNTERS:REMOVED_LONG_AGO", {}, 0)
+    await journal.append(Commit("counters", "old", 0, (rec,)))
+    async with make_runtime(journal=journal).create() as rt:
+        with pytest.raises(Exception, match="COUNTERS:REMOVED_LONG_AGO"):
+            await rt.run(add, "old", Add(amount=1))
+        assert len(await journal.read_stream("counters", "old")) == 1
+
+
+async def test_passivated_aggregates_reload_from_the_journal(make_runtime):
+    async with make_runtime(max_active=10).create() as rt:
+        for i in range(50):
+            await rt.run(add, f"c{i}", Add(amount=i + 1))
+        assert rt.host.active_count <= 10
+        for i in range(50):
+            agg = await rt.get_aggregate(counters, f"c{i}")
+            assert agg.state.total == i + 1
+
+
+async def test_snapshots_are_used_when_configured(make_runtime):
+    journal = MemoryJournal()
+    async with make_runtime(journal=journal).create() as rt:
+        rt.host.snapshot_every = 10
+        for _ in range(25):
+            await rt.run(add, "snap", Add(amount=1))
+        await rt.host.drain()
+    snap = await journal.load_snapshot("counters", "snap", counters.reducer_hash)
+    assert snap is not None and snap.version == 20
+    async with make_runtime(journal=journal).create() as rt2:
+        rt2.host.snapshot_every = 10
+        agg = await rt2.get_aggregate(counters, "snap")
+        assert agg.version == 25 and agg.state.total == 25 and agg.last_event.version == 25
+
+
+async def test_middleware_wraps_commands_and_actions(make_runtime):
+    seen: list[tuple[str, str]] = []
+
+    async def record(inv: Invocation, call_next):
+        seen.append((inv.kind, inv.name))
+        return await call_next()
+
+    async with make_runtime(domain.service).use(record).create() as rt:
+        await rt.run(add, "m1", Add(amount=1))
+        await rt.settle(10)
+    assert ("command", "counters.add") in seen
+    assert ("action", "mirror_to_ledger") in seen
+    assert ("command", "ledger.book") in seen
+
+
+async def test_shared_services_by_type(make_runtime):
+    rt = make_runtime().register(IdGenerator, SequentialIds("doc")).create()
+    assert rt.get(IdGenerator).new() == "doc-1"
+    assert isinstance(rt.get(FileStorage), FileStorage)  # a default is registered
+    with pytest.raises(ConfigurationError, match="not an instance"):
+        make_runtime().register(IdGenerator, object())
+    with pytest.raises(ConfigurationError, match="created already"):
+        rt.register(IdGenerator, SequentialIds())
+    with pytest.raises(NotFound, match="no shared service registered for Limit"):
+        rt.get(Limit)
+
+
+async def test_a_runtime_must_be_started(make_runtime):
+    rt = make_runtime().create()
+    with pytest.raises(Unavailable, match="not started"):
+        await rt.run(add, "c1", Add(amount=1))
+
+
+async def test_stores_and_services_are_checked_when_created(make_runtime):
+    with pytest.raises(ConfigurationError, match="reserved"):
+        from talix_ray import EventStore
+        LocalRuntime().add(Service("x", stores=[EventStore("talix-x", [domain.added],
+                                                           domain.reduce)])).create()
+    with pytest.raises(ConfigurationError, match="added twice"):
+        LocalRuntime().add(domain.plain_service, domain.plain_service).create()
+    async with make_runtime().create() as rt:
+        from .domain import mirror_to_ledger
+        with pytest.raises(NotFound):
+            await rt.call(mirror_to_ledger, {})
+
+
+# -- actions --------------------------------------------------------------------------------------
+async def test_event_actions_run_once_per_event_and_commands_dedupe(make_runtime):
+    domain.calls.clear()
+    async with make_runtime(domain.service).create() as rt:
+        for i in range(10):
+            await rt.run(add, f"e{i % 3}", Add(amount=i + 1))
+        await rt.settle(10)
+        total = 0
+        for i in range(3):
+            state = await rt.load_state(ledger, f"e{i}")
+            total += sum(e.amount for e in state)
+        assert total == sum(range(1, 11))
+        assert all(n == 1 for n in domain.calls.values()) and len(domain.calls) == 10
+
+
+async def test_failing_actions_are_retried_with_backoff_then_succeed(make_runtime):
+    domain.calls.clear()
+    async with make_runtime(domain.service).create() as rt:
+        await rt.run(add, "flaky-1", Add(amount=4))
+        await rt.settle(20)
+        ev_id = "counters:flaky-1:1"
+        assert domain.calls[ev_id] == 3
+        state = await rt.load_state(ledger, "flaky-1")
+        assert [e.amount for e in state] == [4]
+        assert await rt.deadletters() == []
+
+
+async def test_actions_that_keep_failing_are_dead_lettered_and_can_be_retried(make_runtime):
+    from talix_ray import Retry
+
+    domain.calls.clear()
+    original = domain.mirror_to_ledger.retry
+    domain.mirror_to_ledger.retry = Retry(max_attempts=2, initial_backoff=0.01)
+    try:
+        async with make_runtime(domain.service).create() as rt:
+            await rt.run(add, "doomed-1", Add(amount=1))
+            await rt.run(add, "fine-1", Add(amount=2))  # the consumer moves on
+            await rt.settle(20)
+            letters = await rt.deadletters()
+            assert len(letters) == 1
+            letter = letters[0]
+            assert letter["action"] == "mirror_to_ledger" and letter["attempts"] == 2
+            assert "always fails" in letter["error"]
+            assert (await rt.load_state(ledger, "fine-1"))[0].amount == 2
+            with pytest.raises(RuntimeError):
+                await rt.retry_deadletter(letter["key"])
+            assert len(await rt.deadletters()) == 1
+            # rename the aggregate prefix's behaviour: make the action succeed and retry
+            domain.calls.clear()
+            await rt.run(book, "doomed-1", Book(source="manual", amount=0))
+            original_fn = domain.mirror_to_ledger.fn
+
+            async def healed(event, ctx):
+                await ctx.run(book, event.aggregate_id,
+                              Book(source=event.id, amount=event.payload.amount))
+
+            domain.mirror_to_ledger.fn = healed
+            try:
+                await rt.retry_deadletter(letter["key"])
+            finally:
+                domain.mirror_to_ledger.fn = original_fn
+            assert await rt.deadletters() == []
+            assert [e.amount for e in await rt.load_state(ledger, "doomed-1")] == [0, 1]
+            with pytest.raises(NotFound):
+                await rt.retry_deadletter("nope")
+    finally:
+        domain.mirror_to_ledger.retry = original
+
+
+async def test_the_dispatcher_resumes_from_its_checkpoint(make_runtime):
+    journal = MemoryJournal()
+    domain.calls.clear()
+    async with make_runtime(domain.service, journal=journal).create() as rt:
+        await rt.run(add, "r1", Add(amount=1))
+        await rt.settle(10)
+    async with make_runtime(domain.plain_service, journal=journal).create() as rt:
+        await rt.run(add, "r1", Add(amount=2))  # written while no dispatcher runs
+    async with make_runtime(domain.service, journal=journal).create() as rt:
+        await rt.settle(10)
+        assert [e.amount for e in await rt.load_state(ledger, "r1")] == [1, 2]
+    assert all(n == 1 for n in domain.calls.values())
+
+
+async def test_queues_deliver_messages_and_validate_them(make_runtime):
+    domain.received.clear()
+    async with make_runtime(domain.service).create() as rt:
+        await rt.enqueue("pings", {"text": "a"})
+        await rt.enqueue("pings", domain.Ping(text="b"), key="k1")
+        with pytest.raises(ValidationError, match="field 'text'"):
+            await rt.enqueue("pings", {"text": "x" * 50})
+        with pytest.raises(ValidationError, match="queue name"):
+            await rt.enqueue("Bad Queue", {"text": "a"})
+        await rt.settle(10)
+        assert sorted(domain.received) == ["a", "b"]
+
+
+async def test_timers_fire_once_per_period_across_runtimes(make_runtime):
+    journal = MemoryJournal()
+    domain.ticks.clear()
+    a = make_runtime(domain.service, journal=journal).create()
+    b = make_runtime(domain.service, journal=journal, dispatch=False).create()
+    async with a, b:  # both fire the timer, a dispatches
+        await asyncio.sleep(1.1)
+        await a.settle(10)
+    fired = await journal.read_stream("talix-timers", "tick")
+    periods = [r.payload["period"] for r in fired]
+    assert len(periods) == len(set(periods)) >= 4
+    assert sorted(domain.ticks) == sorted(periods)
+
+
+async def test_an_http_style_call_with_an_idempotency_key_applies_once(make_runtime):
+    from pydantic import BaseModel
+
+    from talix_ray import Context, action, http
+
+    class Deposit(BaseModel):
+        counter: str
+        amount: int
+
+    @action(http.post("/deposit"))
+    async def deposit(input: Deposit, ctx: Context) -> int:
+        r = await ctx.run(add, input.counter, Add(amount=input.amount))
+        return r.version
+
+    svc = Service("bank", stores=[counters, ledger], actions=[deposit])
+    async with make_runtime(svc).create() as rt:
+        v1 = await rt.call(deposit, {"counter": "acc", "amount": 5}, idempotency_key="k-1")
+        v2 = await rt.call(deposit, {"counter": "acc", "amount": 5}, idempotency_key="k-1")
+        v3 = await rt.call(deposit, {"counter": "acc", "amount": 5})
+        assert (v1, v2, v3) == (1, 1, 2)
+        with pytest.raises(ValidationError, match="field 'amount'"):
+            await rt.call(deposit, {"counter": "acc"})
+        with pytest.raises(AlreadyExists.__mro__[1]):  # Conflict base is importable too
+            raise AlreadyExists("x")

@@ -1,0 +1,137 @@
+"""The model: event types, stores, commands, actions, names, errors."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from talix_ray import (
+    ConfigurationError,
+    Event,
+    EventStore,
+    EventType,
+    Service,
+    UnknownEventType,
+    ValidationError,
+    action,
+    every,
+    http,
+    on_event,
+    on_queue,
+)
+from talix_ray.model import StoredEvent, check_aggregate_id, check_name
+
+from .domain import added, counters
+
+
+class V2(BaseModel):
+    amount: int
+    currency: str
+
+
+def test_event_type_validates_payload_and_names_the_field():
+    with pytest.raises(ValidationError) as err:
+        added(amount="lots")
+    assert "field 'amount'" in str(err.value)
+    assert err.value.errors[0]["field"] == "amount"
+    assert added(amount=3).payload.amount == 3
+
+
+def test_event_type_checks_its_declaration():
+    with pytest.raises(ConfigurationError, match="invalid event type name"):
+        EventType("has space", V2)
+    with pytest.raises(ConfigurationError, match="pydantic model"):
+        EventType("X", dict)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="no upcaster from version"):
+        EventType("X", V2, version=3, upcasters={1: lambda p: p})
+
+
+def test_upcasters_bring_old_payloads_to_the_current_version():
+    v2 = EventType("COUNTERS:ADDED", V2, version=2,
+                   upcasters={1: lambda p: {**p, "currency": "EUR"}})
+    store = EventStore("money", [v2], lambda s, e: e.payload)
+    old = StoredEvent("money", "a", 1, "COUNTERS:ADDED", {"amount": 5}, 0, schema_version=1)
+    ev = store.decode(old)
+    assert ev.payload == V2(amount=5, currency="EUR")
+    future = StoredEvent("money", "a", 1, "COUNTERS:ADDED", {"amount": 5}, 0, schema_version=7)
+    with pytest.raises(UnknownEventType, match="schema version 7"):
+        store.decode(future)
+
+
+def test_unknown_event_type_in_a_stream_is_a_clear_error():
+    rec = StoredEvent("counters", "c1", 4, "COUNTERS:VANISHED", {}, 0)
+    with pytest.raises(UnknownEventType) as err:
+        counters.decode(rec)
+    msg = str(err.value)
+    assert "COUNTERS:VANISHED" in msg and "counters/c1@4" in msg and "COUNTERS:ADDED" in msg
+
+
+def test_stored_payload_that_no_longer_validates_names_event_and_field():
+    rec = StoredEvent("counters", "c1", 2, "COUNTERS:ADDED", {"amount": "x"}, 0)
+    with pytest.raises(ValidationError, match=r"counters/c1@2.*field 'amount'"):
+        counters.decode(rec)
+
+
+def test_commands_need_a_model_annotated_input():
+    store = EventStore("s", [added], lambda s, e: s)
+    with pytest.raises(ConfigurationError, match="annotate the input"):
+        @store.command
+        def bad(state, input: dict):  # type: ignore[no-untyped-def]
+            return None
+    with pytest.raises(ConfigurationError, match="takes"):
+        @store.command
+        def bad2(state):  # type: ignore[no-untyped-def]
+            return None
+
+
+def test_names_and_ids_are_validated():
+    assert check_aggregate_id("doc-1:ä") == "doc-1:ä"
+    for bad in ["", "a/b", "a\\b", "x\x00", "tab\there", "a" * 257, "..", 5]:
+        with pytest.raises(ValidationError, match="aggregate id"):
+            check_aggregate_id(bad)
+    for bad in ["Upper", "1abc", "with space", "", "a/b", "x" * 64]:
+        with pytest.raises(ValidationError):
+            check_name("store", bad)
+
+
+def test_action_declarations_are_checked():
+    class In(BaseModel):
+        x: int
+
+    with pytest.raises(ConfigurationError, match="async"):
+        @action(http.post("/x"))
+        def sync_action(input: In, ctx):  # type: ignore[no-untyped-def]
+            return None
+    with pytest.raises(ConfigurationError, match="pydantic model"):
+        @action(on_queue("q"))
+        async def untyped(input, ctx):  # type: ignore[no-untyped-def]
+            return None
+    with pytest.raises(ConfigurationError, match=r"Event\[Payload\]"):
+        @action(on_event(added))
+        async def wrong(input: In, ctx):  # type: ignore[no-untyped-def]
+            return None
+    with pytest.raises(ConfigurationError, match="HTTP method"):
+        http("FETCH", "/x")
+    with pytest.raises(ConfigurationError, match="interval"):
+        every("soon")
+    assert every("1.5s").interval.total_seconds() == 1.5
+    assert every("5m").interval.total_seconds() == 300
+
+    @action(on_event(added), num_cpus=2)
+    async def fine(event: Event[BaseModel], ctx):  # type: ignore[no-untyped-def]
+        return None
+
+    assert fine.resources.num_cpus == 2 and fine.event_trigger is not None
+
+
+def test_service_rejects_duplicate_names():
+    other = EventStore("counters", [added], lambda s, e: s)
+    with pytest.raises(ConfigurationError, match="two stores named counters"):
+        Service("x", stores=[counters, other])
+
+
+def test_reducer_hash_changes_with_the_code():
+    a = EventStore("a", [added], lambda s, e: 1)
+    b = EventStore("a", [added], lambda s, e: 2)
+    assert a.reducer_hash != b.reducer_hash
+    assert a.reducer_hash == a.reducer_hash
