@@ -20,3 +20,32 @@ def testkit():
     kit = Testkit(documents.service, expenses.service).register(DocumentAnalyzer, TextAnalyzer())
     yield kit
     kit.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real SeaweedFS S3 server on loopback for the whole session."""
+    from talix_ray.s3server import EmbeddedS3
+
+    server = EmbeddedS3(tmp_path_factory.mktemp("seaweedfs")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["memory", "local", "s3"])
+def object_store(request, tmp_path):
+    """Each object store backend, empty (a fresh prefix on the shared S3 server)."""
+    import uuid
+
+    from talix_ray.objectstore import LocalObjectStore, MemoryObjectStore
+
+    if request.param == "memory":
+        yield MemoryObjectStore()
+    elif request.param == "local":
+        yield LocalObjectStore(tmp_path / "objects")
+    else:
+        from talix_ray.objectstore.s3 import S3ObjectStore
+
+        server = request.getfixturevalue("s3_server")
+        yield S3ObjectStore(server.bucket, f"t-{uuid.uuid4().hex[:12]}",
+                            **server.store_options())

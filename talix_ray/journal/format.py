@@ -1,0 +1,172 @@
+"""The storage format of the log: keys and (de)serialization of every object.
+
+Every object carries ``"f": 1`` (format version). A damaged or unknown object raises
+:class:`~talix_ray.model.errors.CorruptObject` naming its key, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..model.errors import CorruptObject
+from ..model.events import StoredEvent
+from .base import Commit, Segment
+
+FORMAT = 1
+MANIFEST = "talix.json"
+
+
+def segment_prefix(p: int) -> str:
+    """The folder of partition ``p``'s segments."""
+    return f"journal/{p:04d}/"
+
+
+def segment_key(p: int, seq: int) -> str:
+    """The key of segment ``seq`` of partition ``p``."""
+    return f"journal/{p:04d}/{seq:020d}"
+
+
+def seq_of(key: str) -> int:
+    """The seq in a segment key."""
+    return int(key.rsplit("/", 1)[1])
+
+
+def writer_key(p: int) -> str:
+    """The epoch record of partition ``p``'s writer."""
+    return f"writers/{p:04d}"
+
+
+def stream_prefix(store: str, aggregate_id: str | None = None) -> str:
+    """``streams/{store}/`` or ``streams/{store}/{aggregate_id}/``."""
+    return f"streams/{store}/" if aggregate_id is None else f"streams/{store}/{aggregate_id}/"
+
+
+def chunk_key(store: str, aggregate_id: str, first: int, last: int) -> str:
+    """A stream chunk holding versions ``first..last``."""
+    return f"streams/{store}/{aggregate_id}/{first:012d}-{last:012d}"
+
+
+def chunk_range(key: str) -> tuple[int, int]:
+    """``(first, last)`` of a chunk key."""
+    name = key.rsplit("/", 1)[1]
+    try:
+        a, b = name.split("-")
+        return int(a), int(b)
+    except ValueError:
+        raise CorruptObject(f"{key}: not a stream chunk name") from None
+
+
+def watermark_key(p: int) -> str:
+    """Every segment of ``p`` at or below the watermark is fully chunked."""
+    return f"checkpoints/_streams/{p:04d}"
+
+
+def checkpoint_key(consumer: str, p: int) -> str:
+    """A consumer's offset in partition ``p``."""
+    return f"checkpoints/{consumer}/{p:04d}"
+
+
+def snapshot_prefix(store: str, aggregate_id: str, reducer_hash: str) -> str:
+    """The snapshots of one aggregate for one reducer version."""
+    return f"snapshots/{store}/{aggregate_id}/{reducer_hash}/"
+
+
+def deadletter_prefix(consumer: str) -> str:
+    """A consumer's dead letters."""
+    return f"deadletters/{consumer}/"
+
+
+# -- (de)serialization ---------------------------------------------------------------------------
+def dumps(obj: dict[str, Any]) -> bytes:
+    """Compact JSON with the format version."""
+    return json.dumps({"f": FORMAT, **obj}, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+
+
+def loads(key: str, body: bytes, kind: str) -> dict[str, Any]:
+    """Parse an object of ``kind``; :class:`CorruptObject` naming ``key`` if it is not one."""
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptObject(f"{key}: not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise CorruptObject(f"{key}: expected a JSON object")
+    if obj.get("f") != FORMAT:
+        raise CorruptObject(f"{key}: unknown {kind} format {obj.get('f')!r} "
+                            f"(this code reads format {FORMAT})")
+    return obj
+
+
+def _event(e: StoredEvent) -> dict[str, Any]:
+    d: dict[str, Any] = {"t": e.type, "p": e.payload, "ts": e.timestamp_us}
+    if e.schema_version != 1:
+        d["sv"] = e.schema_version
+    if e.metadata:
+        d["m"] = e.metadata
+    return d
+
+
+def _events(store: str, agg: str, first: int, raw: list[dict[str, Any]],
+            command_id: str | None) -> tuple[StoredEvent, ...]:
+    return tuple(StoredEvent(store, agg, first + i, d["t"], d["p"], int(d["ts"]), command_id,
+                             int(d.get("sv", 1)), d.get("m")) for i, d in enumerate(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRecord:
+    """A decoded segment with the writer's epoch and batch id."""
+
+    segment: Segment
+    epoch: int
+    batch: str
+
+
+def encode_segment(p: int, seq: int, epoch: int, batch: str,
+                   commits: list[Commit]) -> bytes:
+    """A segment object."""
+    return dumps({"p": p, "seq": seq, "epoch": epoch, "batch": batch, "commits": [
+        {"s": c.store, "a": c.aggregate_id, "x": c.expected_version, "c": c.command_id,
+         "e": [_event(e) for e in c.events]} for c in commits]})
+
+
+def decode_segment(key: str, body: bytes) -> SegmentRecord:
+    """Parse a segment object."""
+    obj = loads(key, body, "segment")
+    try:
+        commits = tuple(
+            Commit(c["s"], c["a"], int(c["x"]),
+                   _events(c["s"], c["a"], int(c["x"]) + 1, c["e"], c.get("c")), c.get("c"))
+            for c in obj["commits"])
+        return SegmentRecord(Segment(int(obj["p"]), int(obj["seq"]), commits),
+                             int(obj["epoch"]), str(obj["batch"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptObject(f"{key}: damaged segment ({exc!r})") from None
+
+
+def encode_chunk(events: list[StoredEvent]) -> bytes:
+    """A stream chunk: consecutive events of one aggregate, with their command ids."""
+    return dumps({"v": events[0].version,
+                  "e": [{**_event(e), "c": e.command_id} for e in events]})
+
+
+def decode_chunk(key: str, body: bytes, store: str, aggregate_id: str) -> list[StoredEvent]:
+    """Parse a stream chunk."""
+    obj = loads(key, body, "stream chunk")
+    try:
+        first = int(obj["v"])
+        return [StoredEvent(store, aggregate_id, first + i, d["t"], d["p"], int(d["ts"]),
+                            d.get("c"), int(d.get("sv", 1)), d.get("m"))
+                for i, d in enumerate(obj["e"])]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptObject(f"{key}: damaged stream chunk ({exc!r})") from None
+
+
+def field_of(key: str, body: bytes, kind: str, name: str, typ: type) -> Any:
+    """One typed field of a small record (manifest, watermark, checkpoint, epoch)."""
+    obj = loads(key, body, kind)
+    value = obj.get(name)
+    if not isinstance(value, typ):
+        raise CorruptObject(f"{key}: {kind} without a valid {name!r}")
+    return value

@@ -1,0 +1,107 @@
+"""The object store interface: five operations, and the errors they raise.
+
+Conditional create (``If-None-Match: *``) and compare-and-swap (``If-Match``) are the two
+atomic primitives the journal is built on (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from ..model.errors import StorageError, TalixError
+
+
+class ObjectExists(TalixError):
+    """A create-if-absent found the key taken (HTTP 412)."""
+
+    code = "object_exists"
+    status = 412
+
+
+class PreconditionFailed(TalixError):
+    """A put-if-match found another version of the object (HTTP 412)."""
+
+    code = "precondition_failed"
+    status = 412
+
+
+class ObjectNotFound(TalixError):
+    """No object under that key."""
+
+    code = "object_not_found"
+    status = 404
+
+
+class AmbiguousWrite(StorageError):
+    """A write whose outcome is unknown (timeout, reset, lost response): read it back."""
+
+    code = "ambiguous_write"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """An object's content and entity tag."""
+
+    body: bytes
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A page of a listing: keys, common prefixes (with a delimiter), and whether it was cut."""
+
+    keys: list[str] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+    truncated: bool = False
+
+
+class ObjectStore(ABC):
+    """A flat key space of immutable-by-default objects."""
+
+    url: str = ""
+
+    @abstractmethod
+    async def create(self, key: str, body: bytes) -> str:
+        """Create ``key`` iff absent; returns the etag. :class:`ObjectExists` otherwise."""
+
+    @abstractmethod
+    async def put_if_match(self, key: str, body: bytes, etag: str) -> str:
+        """Replace ``key`` iff its etag is ``etag``; :class:`PreconditionFailed` otherwise."""
+
+    @abstractmethod
+    async def get(self, key: str) -> StoredObject:
+        """The object under ``key``; :class:`ObjectNotFound` otherwise."""
+
+    @abstractmethod
+    async def list(self, prefix: str, *, start_after: str | None = None,
+                   delimiter: str | None = None, limit: int = 1000) -> Listing:
+        """Keys under ``prefix`` in byte order, after ``start_after``; one page."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove ``key`` (no error if absent)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    async def list_all(self, prefix: str, *, start_after: str | None = None,
+                       delimiter: str | None = None) -> Listing:
+        """Every page of a listing, concatenated."""
+        keys: list[str] = []
+        prefixes: list[str] = []
+        after = start_after
+        while True:
+            page = await self.list(prefix, start_after=after, delimiter=delimiter)
+            keys += page.keys
+            prefixes += page.prefixes
+            if not page.truncated:
+                return Listing(keys, prefixes)
+            after = max([*page.keys, *page.prefixes])
+
+
+def check_key(key: str) -> str:
+    """Keys are non-empty, relative, with no empty, '.' or '..' segments."""
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in key.split("/")):
+        raise ValueError(f"invalid object key {key!r}")
+    return key

@@ -1,0 +1,143 @@
+"""Objects as files under a directory (the file:// store), safe across processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+from .base import (
+    Listing,
+    ObjectExists,
+    ObjectNotFound,
+    ObjectStore,
+    PreconditionFailed,
+    StoredObject,
+    check_key,
+)
+
+_TMP = ".tmp-"
+
+
+class LocalObjectStore(ObjectStore):
+    """Each object is a file. Create is atomic via ``link()`` (fails if the name exists);
+    compare-and-swap holds an ``flock`` on a lock file while it compares and renames."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.url = f"file://{self.root}"
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    @staticmethod
+    def _etag(body: bytes) -> str:
+        return f'"{hashlib.md5(body).hexdigest()}"'
+
+    def _write_tmp(self, path: Path, body: bytes) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f"{_TMP}{uuid.uuid4().hex}"
+        with open(tmp, "wb") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        return tmp
+
+    def _create(self, key: str, body: bytes) -> str:
+        path = self._path(key)
+        tmp = self._write_tmp(path, body)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise ObjectExists(f"{key} exists") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return self._etag(body)
+
+    def _put_if_match(self, key: str, body: bytes, etag: str) -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".lock-{path.name}", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                current = path.read_bytes()
+            except FileNotFoundError:
+                raise PreconditionFailed(f"{key} does not exist") from None
+            if self._etag(current) != etag:
+                raise PreconditionFailed(f"{key} changed")
+            tmp = self._write_tmp(path, body)
+            os.replace(tmp, path)
+        return self._etag(body)
+
+    def _get(self, key: str) -> StoredObject:
+        try:
+            body = self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(f"no object {key}") from None
+        return StoredObject(body, self._etag(body))
+
+    def _list(self, prefix: str, start_after: str | None, delimiter: str | None,
+              limit: int) -> Listing:
+        keys = sorted(self._walk(prefix))
+        out_keys: list[str] = []
+        prefixes: list[str] = []
+        for key in keys:
+            if start_after is not None and key <= start_after:
+                continue
+            if delimiter:
+                cut = key.find(delimiter, len(prefix))
+                if cut >= 0:
+                    common = key[: cut + len(delimiter)]
+                    if start_after is not None and common <= start_after:
+                        continue
+                    if not prefixes or prefixes[-1] != common:
+                        if len(out_keys) + len(prefixes) >= limit:
+                            return Listing(out_keys, prefixes, True)
+                        prefixes.append(common)
+                    continue
+            if len(out_keys) + len(prefixes) >= limit:
+                return Listing(out_keys, prefixes, True)
+            out_keys.append(key)
+        return Listing(out_keys, prefixes, False)
+
+    def _walk(self, prefix: str) -> list[str]:
+        # walk only the deepest directory the prefix names
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        top = self.root / base if base else self.root
+        found: list[str] = []
+        if not top.is_dir():
+            return found
+        for dirpath, _dirs, files in os.walk(top):
+            rel = os.path.relpath(dirpath, self.root)
+            for name in files:
+                if name.startswith((_TMP, ".lock-")):
+                    continue
+                key = name if rel == "." else f"{rel}/{name}"
+                if key.startswith(prefix):
+                    found.append(key)
+        return found
+
+    def _delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+    async def create(self, key: str, body: bytes) -> str:
+        return await asyncio.to_thread(self._create, key, body)
+
+    async def put_if_match(self, key: str, body: bytes, etag: str) -> str:
+        return await asyncio.to_thread(self._put_if_match, key, body, etag)
+
+    async def get(self, key: str) -> StoredObject:
+        return await asyncio.to_thread(self._get, key)
+
+    async def list(self, prefix: str, *, start_after: str | None = None,
+                   delimiter: str | None = None, limit: int = 1000) -> Listing:
+        return await asyncio.to_thread(self._list, prefix, start_after, delimiter, limit)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._delete, key)

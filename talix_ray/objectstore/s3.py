@@ -1,0 +1,163 @@
+"""Objects in S3 or an S3-compatible server, through boto3."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from ..model.errors import StorageError
+from .base import (
+    AmbiguousWrite,
+    Listing,
+    ObjectExists,
+    ObjectNotFound,
+    ObjectStore,
+    PreconditionFailed,
+    StoredObject,
+    check_key,
+)
+
+T = TypeVar("T")
+_TRANSPORT = (botocore.exceptions.EndpointConnectionError,
+              botocore.exceptions.ConnectionClosedError,
+              botocore.exceptions.ReadTimeoutError,
+              botocore.exceptions.ConnectTimeoutError,
+              botocore.exceptions.ProxyConnectionError)
+
+
+class S3ObjectStore(ObjectStore):
+    """``s3://bucket/prefix`` with conditional writes (``IfNoneMatch`` / ``IfMatch``).
+
+    boto3 is blocking, so calls run on a thread pool sized like the connection pool. The
+    SDK's own retries are set explicitly (``max_attempts``): a retried conditional create may
+    report 412 for its own first attempt — the journal resolves that by reading back.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
+                 region: str | None = None, access_key: str | None = None,
+                 secret_key: str | None = None, max_attempts: int = 3,
+                 connect_timeout: float = 5.0, read_timeout: float = 30.0,
+                 max_connections: int = 64) -> None:
+        if not bucket:
+            raise ValueError("an S3 store needs a bucket")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.url = f"s3://{bucket}/{self.prefix}"
+        config = Config(retries={"max_attempts": max_attempts, "mode": "standard"},
+                        connect_timeout=connect_timeout, read_timeout=read_timeout,
+                        max_pool_connections=max_connections,
+                        s3={"addressing_style": "path"} if endpoint_url else None)
+        session = boto3.session.Session()
+        self.client = session.client("s3", endpoint_url=endpoint_url,
+                                     region_name=region or "us-east-1",
+                                     aws_access_key_id=access_key,
+                                     aws_secret_access_key=secret_key, config=config)
+        self._pool = ThreadPoolExecutor(max_connections, thread_name_prefix="talix-s3")
+
+    def _k(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    async def _call(self, fn: Callable[..., T], /, *args: Any, **kw: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kw))
+
+    @staticmethod
+    def _status(exc: botocore.exceptions.ClientError) -> tuple[int, str]:
+        meta = exc.response.get("ResponseMetadata", {})
+        return int(meta.get("HTTPStatusCode", 0)), exc.response.get("Error", {}).get("Code", "")
+
+    async def create(self, key: str, body: bytes) -> str:
+        try:
+            r = await self._call(self.client.put_object, Bucket=self.bucket, Key=self._k(key),
+                                 Body=body, IfNoneMatch="*")
+        except botocore.exceptions.ClientError as exc:
+            status, code = self._status(exc)
+            if status == 412 or code == "PreconditionFailed":
+                raise ObjectExists(f"{key} exists") from None
+            raise self._write_error(key, exc) from exc
+        except _TRANSPORT as exc:
+            raise AmbiguousWrite(f"create {key}: {exc}") from exc
+        return str(r["ETag"])
+
+    async def put_if_match(self, key: str, body: bytes, etag: str) -> str:
+        try:
+            r = await self._call(self.client.put_object, Bucket=self.bucket, Key=self._k(key),
+                                 Body=body, IfMatch=etag)
+        except botocore.exceptions.ClientError as exc:
+            status, code = self._status(exc)
+            if status in (404, 412) or code in ("PreconditionFailed", "NoSuchKey"):
+                raise PreconditionFailed(f"{key} changed") from None
+            raise self._write_error(key, exc) from exc
+        except _TRANSPORT as exc:
+            raise AmbiguousWrite(f"put {key}: {exc}") from exc
+        return str(r["ETag"])
+
+    def _write_error(self, key: str, exc: botocore.exceptions.ClientError) -> StorageError:
+        status, code = self._status(exc)
+        if status >= 500 or status in (408, 409, 429) or code in ("SlowDown", "RequestTimeout"):
+            return AmbiguousWrite(f"write {key}: HTTP {status} {code}")
+        return StorageError(f"write {key}: HTTP {status} {code}: {exc}")
+
+    async def get(self, key: str) -> StoredObject:
+        def fetch() -> StoredObject:
+            r = self.client.get_object(Bucket=self.bucket, Key=self._k(key))
+            return StoredObject(r["Body"].read(), str(r["ETag"]))
+
+        try:
+            return await self._call(fetch)
+        except botocore.exceptions.ClientError as exc:
+            status, code = self._status(exc)
+            if status == 404 or code in ("NoSuchKey", "404"):
+                raise ObjectNotFound(f"no object {key}") from None
+            raise StorageError(f"get {key}: HTTP {status} {code}") from exc
+        except _TRANSPORT as exc:
+            raise StorageError(f"get {key}: {exc}") from exc
+
+    async def list(self, prefix: str, *, start_after: str | None = None,
+                   delimiter: str | None = None, limit: int = 1000) -> Listing:
+        kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix,
+                              "MaxKeys": limit}
+        if start_after:
+            kw["StartAfter"] = self.prefix + start_after
+        if delimiter:
+            kw["Delimiter"] = delimiter
+        try:
+            r = await self._call(self.client.list_objects_v2, **kw)
+        except botocore.exceptions.ClientError as exc:
+            status, code = self._status(exc)
+            raise StorageError(f"list {prefix}: HTTP {status} {code}") from exc
+        except _TRANSPORT as exc:
+            raise StorageError(f"list {prefix}: {exc}") from exc
+        cut = len(self.prefix)
+        keys = [o["Key"][cut:] for o in r.get("Contents", [])]
+        prefixes = [p["Prefix"][cut:] for p in r.get("CommonPrefixes", [])]
+        if start_after:  # some servers include the start key's prefix: keep S3's contract
+            prefixes = [p for p in prefixes if p > start_after]
+        return Listing(keys, prefixes, bool(r.get("IsTruncated")))
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self._call(self.client.delete_object, Bucket=self.bucket, Key=self._k(key))
+        except botocore.exceptions.ClientError as exc:
+            status, code = self._status(exc)
+            if status != 404:
+                raise StorageError(f"delete {key}: HTTP {status} {code}") from exc
+        except _TRANSPORT as exc:
+            raise StorageError(f"delete {key}: {exc}") from exc
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist (embedded server, tests)."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except botocore.exceptions.ClientError:
+            self.client.create_bucket(Bucket=self.bucket)

