@@ -67,7 +67,7 @@ class ObjectStoreJournal(Journal):
             except ObjectNotFound:
                 want = self._requested_partitions or DEFAULT_PARTITIONS
                 with contextlib.suppress(ObjectExists):
-                    await with_retries("manifest", lambda: self.store.create(
+                    await with_retries("manifest", lambda want=want: self.store.create(
                         key, fmt.dumps({"partitions": want})))
         if self._requested_partitions is not None and parts != self._requested_partitions:
             raise ConfigurationError(
@@ -258,7 +258,7 @@ class ObjectStoreJournal(Journal):
             return w.head
         after = self._heads.get(partition, 0)
         while True:
-            listing = await with_retries("list segments", lambda: self.store.list(
+            listing = await with_retries("list segments", lambda after=after: self.store.list(
                 fmt.segment_prefix(partition),
                 start_after=fmt.segment_key(partition, after) if after else None))
             if listing.keys:
@@ -342,10 +342,9 @@ class ObjectStoreJournal(Journal):
                     raise Conflict(f"checkpoint {key} vanished") from None
                 if fmt.loads(key, obj.body, "checkpoint").get("w") == write_id:
                     return obj.etag
-                if isinstance(exc, StorageError):
-                    if obj.etag == token:
-                        await asyncio.sleep(0.05)
-                        continue
+                if isinstance(exc, StorageError) and obj.etag == token:
+                    await asyncio.sleep(0.05)  # ours did not land: try again
+                    continue
                 raise Conflict(f"checkpoint {key} was moved by another copy of "
                                f"{consumer}") from None
         raise StorageError(f"checkpoint {key}: storage unavailable")
