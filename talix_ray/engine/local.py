@@ -13,6 +13,7 @@ from ..journal.memory import MemoryJournal
 from ..model.action import Action
 from ..model.errors import ConfigurationError
 from ..model.store import Command, CommandResult, EventStore
+from ..settings import Settings, open_journal
 from ..shared import Clock
 from .context import CommandCtx
 from .dispatcher import Dispatcher
@@ -45,7 +46,16 @@ class LocalRuntime(Runtime):
         self._timers_enabled = timers
         self._dispatch_enabled = dispatch
         self._host: EntityHost | None = None
+        self.snapshot_every: int | None = None
         self._dispatcher: Dispatcher | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **kw: Any) -> LocalRuntime:
+        """A runtime on the store the settings (``TALIX_*`` environment) name."""
+        s = settings or Settings()
+        rt = cls(open_journal(s), max_active=s.max_active, **kw)
+        rt.snapshot_every = None if s.store == "memory://" else s.snapshot_every
+        return rt
 
     @property
     def journal(self) -> Journal:
@@ -64,7 +74,8 @@ class LocalRuntime(Runtime):
         clock = self.registry.get(Clock)
         self._host = EntityHost(self._journal, clock_us=clock.now_us,
                                 context_factory=self._command_context,
-                                max_active=self._max_active)
+                                max_active=self._max_active,
+                                snapshot_every=self.snapshot_every)
         if self._dispatch_enabled and self.app.has_log_consumers:
             self._dispatcher = Dispatcher(self._journal, self.app.route, self.execute_triggered,
                                           max_concurrency=self._max_concurrency,

@@ -1,0 +1,62 @@
+"""Settings from the environment (prefix ``TALIX_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where events live and how the journal behaves.
+
+    ``TALIX_STORE``: ``memory://`` (in-process, lost at exit), ``file:///path`` (a local
+    directory) or ``s3://bucket/prefix`` (with ``TALIX_S3_ENDPOINT`` for an S3-compatible
+    server; credentials from ``TALIX_S3_ACCESS_KEY``/``TALIX_S3_SECRET_KEY`` or the usual AWS
+    environment).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TALIX_", env_file=".env", extra="ignore")
+
+    store: str = Field("memory://", description="memory://, file:///path or s3://bucket/prefix")
+    app: str = Field("talix", description="application name (Ray actor names, S3 prefix)")
+    partitions: int | None = Field(None, ge=1, le=4096,
+                                   description="fixed at creation; default 4")
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_max_attempts: int = Field(3, ge=1, le=20)
+    snapshot_every: int = Field(500, ge=1, description="snapshot an aggregate every M events")
+    chunk_events: int = Field(256, ge=1, description="chunk a stream at N unchunked events")
+    chunk_lag: int = Field(256, ge=1, description="chunk events K segments behind the head")
+    max_active: int = Field(100_000, ge=1, description="active aggregates per host (LRU)")
+
+    @field_validator("store")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not v.startswith(("memory://", "file://", "s3://")):
+            raise ValueError("use memory://, file:///path or s3://bucket/prefix")
+        return v
+
+    def s3_options(self) -> dict[str, Any]:
+        """Keyword arguments for the S3 object store."""
+        return {"endpoint_url": self.s3_endpoint, "region": self.s3_region,
+                "access_key": self.s3_access_key, "secret_key": self.s3_secret_key,
+                "max_attempts": self.s3_max_attempts}
+
+
+def open_journal(settings: Settings | None = None) -> Any:
+    """The journal the settings describe: a MemoryJournal for ``memory://``, otherwise the
+    partitioned log on the object store."""
+    from .journal import MemoryJournal, ObjectStoreJournal, WriterPolicy
+    from .objectstore import open_store
+
+    s = settings or Settings()
+    if s.store == "memory://":
+        return MemoryJournal(partitions=s.partitions or 1)
+    store = open_store(s.store, **(s.s3_options() if s.store.startswith("s3://") else {}))
+    return ObjectStoreJournal(store, partitions=s.partitions,
+                              policy=WriterPolicy(chunk_events=s.chunk_events,
+                                                  chunk_lag=s.chunk_lag))
