@@ -209,7 +209,7 @@ async def test_corrupted_objects_name_their_key():
         await j.read_stream("counters", "y")
     bad = MemoryObjectStore()
     await bad.create(fmt.MANIFEST, b'{"f":1}')
-    with pytest.raises(CorruptObject, match="talix.json"):
+    with pytest.raises(CorruptObject, match=r"talix\.json"):
         await ObjectStoreJournal(bad).open()
 
 
