@@ -29,6 +29,40 @@ def dev(
     _exit(code)
 
 
+@app.command("s3")
+def s3(
+    data: str = typer.Option(".talix/s3", help="data directory"),
+    port: int = typer.Option(8333, help="S3 port on 127.0.0.1"),
+    bucket: str = typer.Option("talix", help="bucket to create"),
+) -> None:
+    """Run the embedded S3 server (SeaweedFS) alone, until Ctrl-C."""
+    import signal
+    import time
+
+    from .s3server import ACCESS_KEY, SECRET_KEY, EmbeddedS3
+
+    server = EmbeddedS3(data, bucket=bucket, port=port).start()
+    console.print(f"S3 on [bold]{server.endpoint}[/bold], bucket [bold]{bucket}[/bold], "
+                  f"data in {server.data_dir}")
+    console.print(f"  TALIX_STORE=s3://{bucket}/app TALIX_S3_ENDPOINT={server.endpoint} "
+                  f"TALIX_S3_ACCESS_KEY={ACCESS_KEY} TALIX_S3_SECRET_KEY={SECRET_KEY}")
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stop and server.process is not None and server.process.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    _exit(0)
+
+
 def _exit(code: int) -> None:
     """Leave without running interpreter teardown of native thread pools (see README)."""
     sys.stdout.flush()

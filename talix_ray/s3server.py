@@ -80,6 +80,7 @@ class EmbeddedS3:
             f"-metricsPort={ports[9]}", f"-iam.port={ports[10]}",
             f"-s3.port.lance={ports[11]}", f"-debug.port={ports[12]}",
             "-master.volumeSizeLimitMB=128", "-volume.max=0", "-master.telemetry=false",
+            "-filer.saveToFilerLimit=131072",
         ]
         log = open(self.data_dir / "weed.log", "ab")  # noqa: SIM115 - owned by the process
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,

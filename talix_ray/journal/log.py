@@ -125,10 +125,25 @@ class ObjectStoreJournal(Journal):
             await w.flush()
 
     # -- streams ------------------------------------------------------------------------------
-    async def _chunk_keys(self, store: str, aggregate_id: str) -> list[tuple[int, int, str]]:
-        listing = await with_retries("list chunks", lambda: self.store.list_all(
-            fmt.stream_prefix(store, aggregate_id)))
-        return sorted((*fmt.chunk_range(k), k) for k in listing.keys)
+    async def _chunk_keys(self, store: str, aggregate_id: str,
+                          after_version: int = 0) -> list[tuple[int, int, str]]:
+        """The chunks holding versions above ``after_version`` (sorted by first version).
+
+        Chunk names start with their first version, so a listing that starts a little below
+        ``after_version`` skips the history a snapshot made unnecessary; the window grows
+        until it reaches the chunk holding ``after_version + 1`` (or the beginning).
+        """
+        prefix = fmt.stream_prefix(store, aggregate_id)
+        span = 1024
+        while True:
+            start = after_version + 1 - span
+            after_key = prefix + f"{start:012d}" if start > 1 else None
+            listing = await with_retries("list chunks", lambda a=after_key: self.store.list_all(
+                prefix, start_after=a))
+            ranges = sorted((*fmt.chunk_range(k), k) for k in listing.keys)
+            if after_key is None or (ranges and ranges[0][0] <= after_version + 1):
+                return ranges
+            span *= 8
 
     async def chunk_coverage(self, store: str, aggregate_id: str) -> int:
         """The last version held by the aggregate's chunks (0 if none)."""
@@ -144,7 +159,7 @@ class ObjectStoreJournal(Journal):
         tail = writer.tail_events(key) if writer is not None else \
             await self._scan_tail(p, store, aggregate_id)
         found: dict[int, StoredEvent] = {e.version: e for e in tail if e.version > after_version}
-        ranges = await self._chunk_keys(store, aggregate_id)
+        ranges = await self._chunk_keys(store, aggregate_id, after_version)
         low = min(found) if found else None
         wanted = [k for first, last, k in ranges
                   if last > after_version and (low is None or first < low)]
@@ -233,6 +248,12 @@ class ObjectStoreJournal(Journal):
                 await self.store.create(key, body)
 
         await with_retries(f"snapshot {key}", create)
+        # keep the two newest: loading lists this folder, so it stays short
+        prefix = fmt.snapshot_prefix(store, aggregate_id, reducer_hash)
+        with contextlib.suppress(StorageError):
+            listing = await self.store.list_all(prefix)
+            for old in sorted(listing.keys)[:-2]:
+                await self.store.delete(old)
 
     async def load_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
                             max_version: int | None = None) -> Snapshot | None:

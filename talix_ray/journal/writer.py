@@ -172,6 +172,10 @@ class PartitionWriter:
 
     async def _flush_loop(self) -> None:
         while self._pending:
+            # Not a timer: one turn of the event loop lets the clients acknowledged a moment
+            # ago submit their next commands, so they join this batch instead of forming a
+            # second, half-size group that alternates with the first.
+            await asyncio.sleep(0)
             batch = []
             while self._pending and len(batch) < self.policy.max_batch:
                 batch.append(self._pending.popleft())
