@@ -21,11 +21,21 @@ def _root() -> None:
 @app.command()
 def dev(
     samples: str = typer.Option("services/samples", help="folder of documents to upload"),
+    store: str = typer.Option("embedded", help="embedded (SeaweedFS in ./.talix), memory://, "
+                              "file:///path or s3://bucket/prefix"),
+    data: str = typer.Option(".talix", help="data directory of the embedded stack"),
 ) -> None:
     """Run the example application end to end, embedded on this machine."""
-    from .devstack import run_demo
+    from pydantic import ValidationError as SettingsError
 
-    code = asyncio.run(run_demo(samples, console))
+    from .devstack import run_demo
+    from .model.errors import TalixError
+
+    try:
+        code = asyncio.run(run_demo(samples, console, store, data))
+    except (SettingsError, TalixError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        code = 2
     _exit(code)
 
 

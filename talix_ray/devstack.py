@@ -7,11 +7,14 @@ import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from .engine.local import LocalRuntime
+from .s3server import ACCESS_KEY, SECRET_KEY, EmbeddedS3
+from .settings import Settings
 from .shared import Downloader
 
 
@@ -28,7 +31,22 @@ def serve_folder(folder: Path) -> tuple[ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-async def run_demo(samples: str, console: Console) -> int:
+def dev_runtime(store: str, data: Path, console: Console) -> tuple[LocalRuntime, Any]:
+    """A LocalRuntime on ``store``: ``embedded`` starts SeaweedFS with its data in ``data``."""
+    server = None
+    if store == "embedded":
+        server = EmbeddedS3(data / "s3", bucket="talix").start()
+        settings = Settings(store="s3://talix/dev", **{
+            f"s3_{k}": v for k, v in (("endpoint", server.endpoint), ("region", "us-east-1"),
+                                      ("access_key", ACCESS_KEY), ("secret_key", SECRET_KEY))})
+        console.print(f"embedded S3 (SeaweedFS) on {server.endpoint}, data in {data / 's3'}")
+    else:
+        settings = Settings(store=store)
+    return LocalRuntime.from_settings(settings), server
+
+
+async def run_demo(samples: str, console: Console, store: str = "embedded",
+                   data: str = ".talix") -> int:
     """Upload every sample document, let the analysis run, print documents and expenses."""
     from services import documents, expenses
     from services.documents import DocumentAnalyzer, TextAnalyzer
@@ -40,7 +58,8 @@ async def run_demo(samples: str, console: Console) -> int:
         console.print(f"[red]no sample documents in {folder}[/red]")
         return 2
     server, base = serve_folder(folder)
-    runtime = (LocalRuntime()
+    runtime, s3 = dev_runtime(store, Path(data), console)
+    runtime = (runtime
                .register(DocumentAnalyzer, TextAnalyzer())
                # the samples are served on loopback, which the downloader refuses by default
                .register(Downloader, Downloader(allow_private=True))
@@ -63,11 +82,15 @@ async def run_demo(samples: str, console: Console) -> int:
                               exp.vendor if exp else "", str(exp.date) if exp else "",
                               f"{exp.amount} {exp.currency}" if exp else "")
             console.print(table)
+            page = await runtime.list_aggregate_ids(documents.documents, limit=10_000)
+            console.print(f"{len(page.ids)} document(s) in the store {runtime.journal_url}")
             dead = await runtime.deadletters()
             if dead:
                 console.print(f"[red]{len(dead)} dead letter(s)[/red]")
                 return 1
     finally:
         server.shutdown()
+        if s3 is not None:
+            s3.stop()
     await asyncio.sleep(0)
     return 0

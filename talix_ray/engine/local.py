@@ -14,7 +14,7 @@ from ..model.action import Action
 from ..model.errors import ConfigurationError
 from ..model.store import Command, CommandResult, EventStore
 from ..settings import Settings, open_journal
-from ..shared import Clock
+from ..shared import Clock, FileStorage, ObjectStoreFileStorage
 from .context import CommandCtx
 from .dispatcher import Dispatcher
 from .entities import Entity, EntityHost
@@ -67,6 +67,14 @@ class LocalRuntime(Runtime):
         if self._host is None:
             raise ConfigurationError("the runtime is not started")
         return self._host
+
+    def _default_services(self) -> list[tuple[type, Any]]:
+        defaults = list(super()._default_services())
+        store = getattr(self._journal, "store", None)
+        if store is not None:  # files live next to the events
+            defaults = [(k, ObjectStoreFileStorage(store) if k is FileStorage else v)
+                        for k, v in defaults]
+        return defaults
 
     async def _start(self) -> None:
         assert self.app is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
@@ -114,7 +114,7 @@ class Runtime(ABC):
                 self.registry.register(kind, default)
         return self
 
-    def _default_services(self) -> Iterable[tuple[type, Any]]:
+    def _default_services(self) -> list[tuple[type, Any]]:
         return [(IdGenerator, UlidGenerator()), (Clock, SystemClock()),
                 (FileStorage, MemoryFileStorage()), (Downloader, Downloader())]
 
@@ -251,6 +251,12 @@ class Runtime(ABC):
     @abstractmethod
     def journal(self) -> Journal:
         """The journal the runtime stores events in."""
+
+    @property
+    def journal_url(self) -> str:
+        """Where the events are kept (``memory://``, ``file://…``, ``s3://…``)."""
+        store = getattr(self.journal, "store", None)
+        return getattr(store, "url", "memory://")
 
     async def load_state(self, store: EventStore[Any], aggregate_id: str) -> Any:
         """The current state of an aggregate (``None`` if it has no events)."""

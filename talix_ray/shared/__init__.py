@@ -2,10 +2,10 @@
 
 from .clock import Clock, FixedClock, SystemClock
 from .downloader import DownloadedFile, Downloader
-from .files import FileStorage, MemoryFileStorage
+from .files import FileStorage, MemoryFileStorage, ObjectStoreFileStorage
 from .ids import IdGenerator, SequentialIds, UlidGenerator
 
 __all__ = [
     "Clock", "DownloadedFile", "Downloader", "FileStorage", "FixedClock", "IdGenerator",
-    "MemoryFileStorage", "SequentialIds", "SystemClock", "UlidGenerator",
+    "MemoryFileStorage", "ObjectStoreFileStorage", "SequentialIds", "SystemClock", "UlidGenerator",
 ]

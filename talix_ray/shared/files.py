@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from abc import ABC, abstractmethod
+from typing import Any
 
 from ..model.errors import NotFound, ValidationError
 
@@ -47,4 +49,29 @@ class MemoryFileStorage(FileStorage):
         try:
             return self._files[key]
         except KeyError:
+            raise NotFound(f"no file stored under {key!r}") from None
+
+
+class ObjectStoreFileStorage(FileStorage):
+    """Files as objects (``files/<sha256>``) in the application's object store."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    async def put(self, content: bytes, content_type: str) -> str:
+        from ..objectstore import ObjectExists
+
+        key = self.key_for(content, content_type)
+        with contextlib.suppress(ObjectExists):  # same content, same key: already stored
+            await self.store.create(key, bytes(content))
+        return key
+
+    async def get(self, key: str) -> bytes:
+        from ..objectstore import ObjectNotFound
+
+        if not isinstance(key, str) or not key.startswith("files/"):
+            raise NotFound(f"no file stored under {key!r}")
+        try:
+            return (await self.store.get(key)).body
+        except ObjectNotFound:
             raise NotFound(f"no file stored under {key!r}") from None
