@@ -56,12 +56,20 @@ from .testkit import Testkit
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    if name == "RayRuntime":  # imported on use: Ray is an optional extra
+        from .runtime.ray import RayRuntime
+
+        return RayRuntime
+    raise AttributeError(f"module 'talix_ray' has no attribute {name!r}")
+
 __all__ = [
     "Action", "Aggregate", "AlreadyExists", "Clock", "Command", "CommandContext",
     "CommandResult", "ConfigurationError", "Conflict", "Context", "CorruptObject",
     "DomainError", "DownloadedFile", "Downloader", "Event", "EventStore", "EventType",
     "FileStorage", "FixedClock", "IdGenerator", "Invocation", "LocalRuntime",
-    "MemoryFileStorage", "NewEvent", "NotFound", "Page", "Projection", "Query", "Resources",
+    "MemoryFileStorage", "NewEvent", "NotFound", "Page", "Projection", "Query", "RayRuntime", "Resources",
     "Retry", "Runtime", "SequentialIds", "Service", "StorageError", "TalixError", "Testkit",
     "TimerTick", "Unavailable", "UnknownEventType", "ValidationError", "VersionConflict",
     "action", "every", "fact_view", "http", "on_event", "on_queue", "query", "state_view",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,16 @@ def object_store(request, tmp_path):
         server = request.getfixturevalue("s3_server")
         yield S3ObjectStore(server.bucket, f"t-{uuid.uuid4().hex[:12]}",
                             **server.store_options())
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One Ray instance for the whole test session (workers import the repo's packages)."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    root = str(Path(__file__).parent.parent)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": root, "RAY_USAGE_STATS_ENABLED": "0"}})
+    yield ray
+    ray.shutdown()

@@ -12,6 +12,7 @@ from talix_ray import (
     EventStore,
     EventType,
     NotFound,
+    Retry,
     Service,
     TimerTick,
     action,
@@ -98,6 +99,7 @@ def broken(state: Counter | None, input: Add):
 class Entry(BaseModel):
     source: str
     amount: int
+    attempt: int = 1
 
 
 entry_booked = EventType("LEDGER:BOOKED", Entry)
@@ -113,45 +115,39 @@ ledger = EventStore("ledger", [entry_booked], reduce_ledger)
 class Book(BaseModel):
     source: str
     amount: int
+    attempt: int = 1
 
 
 @ledger.command
 def book(state: list[Entry] | None, input: Book):
-    return entry_booked(source=input.source, amount=input.amount)
+    return entry_booked(**input.model_dump())
 
 
-calls: dict[str, int] = {}
-
-
-@action(on_event(added))
+# Actions report through commands only: on the RayRuntime they run in other processes.
+@action(on_event(added), retry=Retry(max_attempts=3, initial_backoff=0.05))
 async def mirror_to_ledger(event: Event[Added], ctx: Context) -> None:
     """Books every addition of counter X to the ledger of X (one entry per event)."""
-    calls[event.id] = calls.get(event.id, 0) + 1
-    if event.aggregate_id.startswith("flaky") and ctx.attempt < 3:
+    agg = event.aggregate_id
+    if agg.startswith("flaky") and ctx.attempt < 3:
         raise RuntimeError(f"flaky failure, attempt {ctx.attempt}")
-    if event.aggregate_id.startswith("doomed"):
+    if agg.startswith("doomed") and await ctx.load(ledger, f"heal-{agg}") is None:
         raise RuntimeError("always fails")
-    await ctx.run(book, event.aggregate_id, Book(source=event.id, amount=event.payload.amount))
+    await ctx.run(book, agg, Book(source=event.id, amount=event.payload.amount,
+                                  attempt=ctx.attempt))
 
 
 class Ping(BaseModel):
     text: str = Field(max_length=20)
 
 
-received: list[str] = []
-
-
 @action(on_queue("pings"))
 async def on_ping(input: Ping, ctx: Context) -> None:
-    received.append(input.text)
-
-
-ticks: list[int] = []
+    await ctx.run(book, "pings", Book(source=input.text, amount=0))
 
 
 @action(every("200ms"))
 async def tick(input: TimerTick, ctx: Context) -> None:
-    ticks.append(input.period)
+    await ctx.run(book, "ticks", Book(source=f"tick-{input.period}", amount=input.period))
 
 
 service = Service("counting", stores=[counters, ledger],

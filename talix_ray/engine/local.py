@@ -35,7 +35,8 @@ class LocalRuntime(Runtime):
 
     def __init__(self, journal: Journal | None = None, *, max_active: int = 100_000,
                  max_concurrency: int = 32, poll_interval: float = 1.0,
-                 timers: bool = True, dispatch: bool = True) -> None:
+                 timers: bool = True, dispatch: bool = True,
+                 snapshot_every: int | None = None) -> None:
         super().__init__()
         if max_active < 1:
             raise ConfigurationError("max_active must be >= 1")
@@ -46,7 +47,7 @@ class LocalRuntime(Runtime):
         self._timers_enabled = timers
         self._dispatch_enabled = dispatch
         self._host: EntityHost | None = None
-        self.snapshot_every: int | None = None
+        self.snapshot_every = snapshot_every
         self._dispatcher: Dispatcher | None = None
 
     @classmethod
@@ -115,6 +116,17 @@ class LocalRuntime(Runtime):
         entity = await self.host.get(store, aggregate_id)
         return Aggregate(store.name, aggregate_id, entity.state, entity.version,
                          entity.last_event)
+
+    async def stats(self) -> dict[str, Any]:
+        """Active aggregates and writer counters."""
+        self._require_started()
+        return {"active": self.host.active_count}
+
+    async def passivate_all(self) -> int:
+        """Drop every idle aggregate from memory (they reload on their next use)."""
+        n = self.host.passivate_all()
+        await self.host.drain()
+        return n
 
     async def settle(self, timeout: float = 30.0) -> None:
         self._require_started()

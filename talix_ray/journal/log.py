@@ -52,6 +52,7 @@ class ObjectStoreJournal(Journal):
         self._segments: OrderedDict[tuple[int, int], Segment] = OrderedDict()
         self._segment_cache = segment_cache
         self._heads: dict[int, int] = {}
+        self._hints: dict[int, asyncio.Event] = {}
         self._opened = False
 
     # -- life cycle -------------------------------------------------------------------------
@@ -209,9 +210,7 @@ class ObjectStoreJournal(Journal):
             w = self._writers.get(p)
             if w is not None:
                 ids.update(a for (s, a) in w.tail if s == store)
-            elif p not in self.owned or not self._opened:
-                continue
-            else:
+            else:  # written elsewhere: the unchunked ids are in the segments above the mark
                 ids.update(a for (s, a) in await self._tail_ids(p) if s == store)
         ordered = sorted(ids)
         if after is not None:
@@ -329,7 +328,16 @@ class ObjectStoreJournal(Journal):
             left = end - loop.time()
             if left <= 0:
                 return False
-            await asyncio.sleep(min(self.poll_interval, left))
+            hint = self._hints.setdefault(partition, asyncio.Event())
+            with contextlib.suppress(TimeoutError):  # a writer's hint, or the poll interval
+                async with asyncio.timeout(min(self.poll_interval, left)):
+                    await hint.wait()
+            hint.clear()
+
+    def hint(self, partition: int, seq: int) -> None:
+        """A writer elsewhere says segment ``seq`` of ``partition`` exists."""
+        self._heads[partition] = max(self._heads.get(partition, 0), seq - 1)
+        self._hints.setdefault(partition, asyncio.Event()).set()
 
     # -- checkpoints --------------------------------------------------------------------------
     async def load_checkpoint(self, consumer: str, partition: int) -> tuple[int, str | None]:

@@ -100,6 +100,7 @@ class PartitionWriter:
         self.segments_written = 0
         self.commits_written = 0
         self._last_lag_scan = 0
+        self.listeners: list[Any] = []  # called with (partition, seq) when a segment lands
 
     # -- start-up -----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -304,6 +305,11 @@ class PartitionWriter:
                 self.chunk_later(key)
         self._signal.set()
         self._signal = asyncio.Event()
+        for listener in self.listeners:
+            try:
+                listener(self.p, seq)
+            except Exception:
+                log.exception("segment listener failed")
         if seq - self._last_lag_scan >= max(1, self.policy.chunk_lag // 8):
             self._last_lag_scan = seq
             limit = seq - self.policy.chunk_lag

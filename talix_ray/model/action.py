@@ -44,7 +44,7 @@ class Retry:
 class Resources:
     """Ray resources for one run of an action (ignored by the LocalRuntime)."""
 
-    num_cpus: float = 0
+    num_cpus: float = 1
     num_gpus: float = 0
     memory: int | None = None
 
@@ -119,7 +119,7 @@ def _input_annotation(fn: Callable[..., Any], what: str,
 def action(
     *triggers: Trigger,
     name: str | None = None,
-    num_cpus: float = 0,
+    num_cpus: float = 1,
     num_gpus: float = 0,
     memory: int | None = None,
     retry: Retry | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +24,11 @@ class Service:
     queries: Sequence[Query] = ()
     projections: Sequence[Projection] = ()
     description: str | None = field(default=None)
+    module: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         check_name("service", self.name)
+        self.module = _defining_module()
         self.stores = tuple(self.stores)
         self.actions = tuple(self.actions)
         self.queries = tuple(self.queries)
@@ -41,3 +44,14 @@ class Service:
                 if item.name in seen:
                     raise ConfigurationError(f"service {self.name}: two {kind}s named {item.name}")
                 seen.add(item.name)
+
+
+def _defining_module() -> str | None:
+    """The module whose code called ``Service(...)`` (so other processes can import it)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if name != __name__ and not name.startswith("dataclasses"):
+            return str(name)
+        frame = frame.f_back  # type: ignore[assignment]
+    return None

@@ -47,6 +47,11 @@ class S3ObjectStore(ObjectStore):
                  max_connections: int = 64) -> None:
         if not bucket:
             raise ValueError("an S3 store needs a bucket")
+        self._args = (bucket, prefix)
+        self._kwargs = {"endpoint_url": endpoint_url, "region": region,
+                        "access_key": access_key, "secret_key": secret_key,
+                        "max_attempts": max_attempts, "connect_timeout": connect_timeout,
+                        "read_timeout": read_timeout, "max_connections": max_connections}
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.url = f"s3://{bucket}/{self.prefix}"
@@ -60,6 +65,10 @@ class S3ObjectStore(ObjectStore):
                                      aws_access_key_id=access_key,
                                      aws_secret_access_key=secret_key, config=config)
         self._pool = ThreadPoolExecutor(max_connections, thread_name_prefix="talix-s3")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a store travels to Ray workers as its configuration; each process opens its own
+        return (_reopen, (self._args, self._kwargs))
 
     def _k(self, key: str) -> str:
         return self.prefix + check_key(key)
@@ -161,3 +170,7 @@ class S3ObjectStore(ObjectStore):
             self.client.head_bucket(Bucket=self.bucket)
         except botocore.exceptions.ClientError:
             self.client.create_bucket(Bucket=self.bucket)
+
+
+def _reopen(args: tuple[str, str], kwargs: dict[str, Any]) -> S3ObjectStore:
+    return S3ObjectStore(*args, **kwargs)

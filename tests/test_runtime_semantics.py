@@ -6,10 +6,11 @@ import asyncio
 import uuid
 
 import pytest
+from pydantic import BaseModel
 
 from talix_ray import (
-    AlreadyExists,
     ConfigurationError,
+    Context,
     DomainError,
     FileStorage,
     IdGenerator,
@@ -21,6 +22,8 @@ from talix_ray import (
     Unavailable,
     ValidationError,
     VersionConflict,
+    action,
+    http,
 )
 from talix_ray.journal import Commit, MemoryJournal, ObjectStoreJournal
 from talix_ray.model import StoredEvent
@@ -30,47 +33,85 @@ from . import domain
 from .domain import Add, Book, Copy, Limit, add, add_below, add_twice, book, counters, ledger
 
 
-@pytest.fixture(params=["memory", "objectstore", "s3"])
+@pytest.fixture(params=["memory", "objectstore", "s3", "ray"])
 def journal_kind(request):
     return request.param
 
 
 @pytest.fixture
-def new_journal(journal_kind, request):
-    """``new_journal(name)``: a journal on the storage called ``name`` (a new instance on the
-    same storage each call, as a restarted process would have; the memory journal is shared)."""
-    stores: dict[str, object] = {}
+def storage(journal_kind, request):
+    """``storage(name)``: where the storage called ``name`` lives, per kind."""
+    made: dict[str, object] = {}
+
+    def get(name: str):
+        if name not in made:
+            if journal_kind == "memory":
+                made[name] = MemoryJournal(partitions=2)
+            elif journal_kind == "objectstore":
+                made[name] = MemoryObjectStore()
+            else:
+                server = request.getfixturevalue("s3_server")
+                made[name] = (server, f"rt-{uuid.uuid4().hex[:12]}")
+        return made[name]
+
+    return get
+
+
+@pytest.fixture
+def new_journal(journal_kind, storage):
+    """``new_journal(name)``: a journal on the storage called ``name`` (a new instance each
+    call, as a restarted process would have; the memory journal is shared)."""
 
     def make(name: str | None = None):
-        name = name or uuid.uuid4().hex
+        where = storage(name or uuid.uuid4().hex)
         if journal_kind == "memory":
-            return stores.setdefault(name, MemoryJournal(partitions=2))
+            return where
         if journal_kind == "objectstore":
-            store = stores.setdefault(name, MemoryObjectStore())
-        else:
-            from talix_ray.objectstore.s3 import S3ObjectStore
+            return ObjectStoreJournal(where, partitions=2, own_store=False, poll_interval=0.05)
+        from talix_ray.objectstore.s3 import S3ObjectStore
 
-            server = request.getfixturevalue("s3_server")
-            store = stores.setdefault(name, S3ObjectStore(
-                server.bucket, f"rt-{uuid.uuid4().hex[:12]}", **server.store_options()))
-        return ObjectStoreJournal(store, partitions=2, own_store=False, poll_interval=0.05)
+        server, prefix = where
+        return ObjectStoreJournal(S3ObjectStore(server.bucket, prefix, **server.store_options()),
+                                  partitions=2, poll_interval=0.05)
 
     return make
 
 
 @pytest.fixture
-def make_runtime(new_journal):
-    def make(service: Service = domain.plain_service, journal=None, **kw) -> LocalRuntime:
-        return LocalRuntime(journal if journal is not None else new_journal(),
-                            poll_interval=0.05, **kw).add(service)
+def make_runtime(journal_kind, new_journal, storage, request):
+    """``make_runtime(service, storage=name, **options)``: a runtime of the kind under test."""
+    made = []
 
-    return make
+    def make(service: Service = domain.plain_service, storage_name: str | None = None, **kw):
+        name = storage_name or uuid.uuid4().hex
+        if journal_kind != "ray":
+            return LocalRuntime(new_journal(name), poll_interval=0.05, **kw).add(service)
+        from talix_ray.runtime.ray import RayRuntime
+        from talix_ray.settings import Settings
+
+        request.getfixturevalue("ray_session")
+        server, prefix = storage(name)
+        settings = Settings(store=f"s3://{server.bucket}/{prefix}", s3_endpoint=server.endpoint,
+                            s3_access_key="talix", s3_secret_key="talix-secret")
+        kw.pop("timers", None)
+        rt = RayRuntime(settings=settings, app=f"t{uuid.uuid4().hex[:10]}", partitions=2,
+                        shards=1, poll_interval=0.05, **kw).add(service)
+        made.append(rt)
+        return rt
+
+    yield make
 
 
 @pytest.fixture
 def memory_only(journal_kind):
     if journal_kind != "memory":
-        pytest.skip("two writers on one object store fence each other (see the zombie test)")
+        pytest.skip("needs two runtimes writing one journal (see the zombie test)")
+
+
+@pytest.fixture
+def in_process(journal_kind):
+    if journal_kind == "ray":
+        pytest.skip("needs a journal object in this process")
 
 
 async def test_run_appends_events_and_returns_the_new_version(make_runtime):
@@ -94,10 +135,10 @@ async def test_a_repeated_command_id_returns_the_first_result_and_appends_nothin
         assert (await rt.get_aggregate(counters, "c1")).version == 1
 
 
-async def test_command_ids_survive_passivation_and_restart(make_runtime, new_journal):
-    async with make_runtime(journal=new_journal("j")).create() as rt:
+async def test_command_ids_survive_passivation_and_restart(make_runtime):
+    async with make_runtime(storage_name="j").create() as rt:
         await rt.run(add_twice, "c1", Add(amount=1), command_id="once")
-    async with make_runtime(journal=new_journal("j")).create() as rt2:
+    async with make_runtime(storage_name="j").create() as rt2:
         again = await rt2.run(add_twice, "c1", Add(amount=1), command_id="once")
         assert again.duplicate and again.version == 2 and len(again.events) == 2
         assert (await rt2.get_aggregate(counters, "c1")).state.total == 2
@@ -146,9 +187,8 @@ async def test_concurrent_commands_on_one_aggregate_are_serialized(make_runtime)
 
 
 async def test_a_version_conflict_between_two_writers_is_retried(make_runtime, memory_only):
-    journal = MemoryJournal()
-    a = make_runtime(journal=journal).create()
-    b = make_runtime(journal=journal).create()
+    a = make_runtime(storage_name="j").create()
+    b = make_runtime(storage_name="j").create()
     async with a, b:
         await a.run(add, "shared", Add(amount=1))
         await b.run(add, "shared", Add(amount=10))  # b loaded after a's write
@@ -157,12 +197,12 @@ async def test_a_version_conflict_between_two_writers_is_retried(make_runtime, m
         assert agg.version == 3 and agg.state.total == 111
 
 
-async def test_conflicts_beyond_the_retry_budget_surface(make_runtime):
+async def test_conflicts_beyond_the_retry_budget_surface(memory_only):
     class Always(MemoryJournal):
         async def append(self, commit):
             raise VersionConflict("always")
 
-    async with make_runtime(journal=Always()).create() as rt:
+    async with LocalRuntime(Always()).add(domain.plain_service).create() as rt:
         with pytest.raises(VersionConflict):
             await rt.run(add, "c1", Add(amount=1))
 
@@ -201,7 +241,7 @@ async def test_unknown_event_type_in_a_stored_stream_is_a_clear_error(make_runti
     rec = StoredEvent("counters", "old", 1, "COUNTERS:REMOVED_LONG_AGO", {}, 0)
     await journal.append(Commit("counters", "old", 0, (rec,)))
     await journal.close()
-    async with make_runtime(journal=new_journal("j")).create() as rt:
+    async with make_runtime(storage_name="j").create() as rt:
         with pytest.raises(Exception, match="COUNTERS:REMOVED_LONG_AGO"):
             await rt.run(add, "old", Add(amount=1))
         assert len(await rt.journal.read_stream("counters", "old")) == 1
@@ -211,37 +251,44 @@ async def test_passivated_aggregates_reload_from_the_journal(make_runtime):
     async with make_runtime(max_active=10).create() as rt:
         for i in range(50):
             await rt.run(add, f"c{i}", Add(amount=i + 1))
-        assert rt.host.active_count <= 10
+        assert (await rt.stats())["active"] <= 10
         for i in range(50):
             agg = await rt.get_aggregate(counters, f"c{i}")
             assert agg.state.total == i + 1
 
 
 async def test_snapshots_are_used_when_configured(make_runtime, new_journal):
-    journal = new_journal("j")
-    async with make_runtime(journal=journal).create() as rt:
-        rt.host.snapshot_every = 10
+    async with make_runtime(storage_name="j", snapshot_every=10).create() as rt:
         for _ in range(25):
             await rt.run(add, "snap", Add(amount=1))
-        await rt.host.drain()
+        await rt.passivate_all()
+        journal = new_journal("j")
+        await journal.open()
         snap = await journal.load_snapshot("counters", "snap", counters.reducer_hash)
         assert snap is not None and snap.version == 20
-    async with make_runtime(journal=new_journal("j")).create() as rt2:
-        rt2.host.snapshot_every = 10
+    async with make_runtime(storage_name="j", snapshot_every=10).create() as rt2:
         agg = await rt2.get_aggregate(counters, "snap")
         assert agg.version == 25 and agg.state.total == 25 and agg.last_event.version == 25
 
 
-async def test_middleware_wraps_commands_and_actions(make_runtime):
-    seen: list[tuple[str, str]] = []
+class Recorder:
+    """Middleware that appends what it wraps to a file (actions may run in other processes)."""
 
-    async def record(inv: Invocation, call_next):
-        seen.append((inv.kind, inv.name))
+    def __init__(self, path):
+        self.path = str(path)
+
+    async def __call__(self, inv: Invocation, call_next):
+        with open(self.path, "a") as f:
+            f.write(f"{inv.kind} {inv.name}\n")
         return await call_next()
 
-    async with make_runtime(domain.service).use(record).create() as rt:
+
+async def test_middleware_wraps_commands_and_actions(make_runtime, tmp_path):
+    log = tmp_path / "calls.txt"
+    async with make_runtime(domain.service).use(Recorder(log)).create() as rt:
         await rt.run(add, "m1", Add(amount=1))
-        await rt.settle(10)
+        await rt.settle(30)
+    seen = [tuple(line.split()) for line in log.read_text().splitlines()]
     assert ("command", "counters.add") in seen
     assert ("action", "mirror_to_ledger") in seen
     assert ("command", "ledger.book") in seen
@@ -279,89 +326,63 @@ async def test_stores_and_services_are_checked_when_created(make_runtime):
 
 
 # -- actions --------------------------------------------------------------------------------------
-async def test_event_actions_run_once_per_event_and_commands_dedupe(make_runtime):
-    domain.calls.clear()
+async def test_event_actions_run_once_per_event_in_order(make_runtime):
     async with make_runtime(domain.service).create() as rt:
         for i in range(10):
             await rt.run(add, f"e{i % 3}", Add(amount=i + 1))
-        await rt.settle(10)
-        total = 0
+        await rt.settle(30)
+        sources = []
         for i in range(3):
-            state = await rt.load_state(ledger, f"e{i}")
-            total += sum(e.amount for e in state)
-        assert total == sum(range(1, 11))
-        assert all(n == 1 for n in domain.calls.values()) and len(domain.calls) == 10
+            entries = await rt.load_state(ledger, f"e{i}")
+            versions = [int(e.source.rsplit(":", 1)[1]) for e in entries]
+            assert versions == sorted(versions)  # in order within one aggregate
+            sources += [e.source for e in entries]
+        assert len(sources) == len(set(sources)) == 10  # once per event
 
 
 async def test_failing_actions_are_retried_with_backoff_then_succeed(make_runtime):
-    domain.calls.clear()
     async with make_runtime(domain.service).create() as rt:
         await rt.run(add, "flaky-1", Add(amount=4))
-        await rt.settle(20)
-        ev_id = "counters:flaky-1:1"
-        assert domain.calls[ev_id] == 3
+        await rt.settle(30)
         state = await rt.load_state(ledger, "flaky-1")
-        assert [e.amount for e in state] == [4]
+        assert [(e.amount, e.attempt) for e in state] == [(4, 3)]
         assert await rt.deadletters() == []
 
 
 async def test_actions_that_keep_failing_are_dead_lettered_and_can_be_retried(make_runtime):
-    from talix_ray import Retry
-
-    domain.calls.clear()
-    original = domain.mirror_to_ledger.retry
-    domain.mirror_to_ledger.retry = Retry(max_attempts=2, initial_backoff=0.01)
-    try:
-        async with make_runtime(domain.service).create() as rt:
-            await rt.run(add, "doomed-1", Add(amount=1))
-            await rt.run(add, "fine-1", Add(amount=2))  # the consumer moves on
-            await rt.settle(20)
-            letters = await rt.deadletters()
-            assert len(letters) == 1
-            letter = letters[0]
-            assert letter["action"] == "mirror_to_ledger" and letter["attempts"] == 2
-            assert "always fails" in letter["error"]
-            assert (await rt.load_state(ledger, "fine-1"))[0].amount == 2
-            with pytest.raises(RuntimeError):
-                await rt.retry_deadletter(letter["key"])
-            assert len(await rt.deadletters()) == 1
-            # rename the aggregate prefix's behaviour: make the action succeed and retry
-            domain.calls.clear()
-            await rt.run(book, "doomed-1", Book(source="manual", amount=0))
-            original_fn = domain.mirror_to_ledger.fn
-
-            async def healed(event, ctx):
-                await ctx.run(book, event.aggregate_id,
-                              Book(source=event.id, amount=event.payload.amount))
-
-            domain.mirror_to_ledger.fn = healed
-            try:
-                await rt.retry_deadletter(letter["key"])
-            finally:
-                domain.mirror_to_ledger.fn = original_fn
-            assert await rt.deadletters() == []
-            assert [e.amount for e in await rt.load_state(ledger, "doomed-1")] == [0, 1]
-            with pytest.raises(NotFound):
-                await rt.retry_deadletter("nope")
-    finally:
-        domain.mirror_to_ledger.retry = original
+    async with make_runtime(domain.service).create() as rt:
+        await rt.run(add, "doomed-1", Add(amount=1))
+        await rt.run(add, "fine-1", Add(amount=2))  # the consumer moves on
+        await rt.settle(30)
+        letters = await rt.deadletters()
+        assert len(letters) == 1
+        letter = letters[0]
+        assert letter["action"] == "mirror_to_ledger" and letter["attempts"] == 3
+        assert "always fails" in letter["error"]
+        assert (await rt.load_state(ledger, "fine-1"))[0].amount == 2
+        with pytest.raises(RuntimeError, match="always fails"):
+            await rt.retry_deadletter(letter["key"])
+        assert len(await rt.deadletters()) == 1
+        await rt.run(book, "heal-doomed-1", Book(source="fix", amount=0))
+        await rt.retry_deadletter(letter["key"])
+        assert await rt.deadletters() == []
+        assert [e.amount for e in await rt.load_state(ledger, "doomed-1")] == [1]
+        with pytest.raises(NotFound):
+            await rt.retry_deadletter("nope")
 
 
-async def test_the_dispatcher_resumes_from_its_checkpoint(make_runtime, new_journal):
-    domain.calls.clear()
-    async with make_runtime(domain.service, journal=new_journal("j")).create() as rt:
+async def test_the_dispatcher_resumes_from_its_checkpoint(make_runtime):
+    async with make_runtime(domain.service, storage_name="j").create() as rt:
         await rt.run(add, "r1", Add(amount=1))
-        await rt.settle(10)
-    async with make_runtime(domain.plain_service, journal=new_journal("j")).create() as rt:
+        await rt.settle(30)
+    async with make_runtime(domain.plain_service, storage_name="j").create() as rt:
         await rt.run(add, "r1", Add(amount=2))  # written while no dispatcher runs
-    async with make_runtime(domain.service, journal=new_journal("j")).create() as rt:
-        await rt.settle(10)
+    async with make_runtime(domain.service, storage_name="j").create() as rt:
+        await rt.settle(30)
         assert [e.amount for e in await rt.load_state(ledger, "r1")] == [1, 2]
-    assert all(n == 1 for n in domain.calls.values())
 
 
 async def test_queues_deliver_messages_and_validate_them(make_runtime):
-    domain.received.clear()
     async with make_runtime(domain.service).create() as rt:
         await rt.enqueue("pings", {"text": "a"})
         await rt.enqueue("pings", domain.Ping(text="b"), key="k1")
@@ -369,45 +390,51 @@ async def test_queues_deliver_messages_and_validate_them(make_runtime):
             await rt.enqueue("pings", {"text": "x" * 50})
         with pytest.raises(ValidationError, match="queue name"):
             await rt.enqueue("Bad Queue", {"text": "a"})
-        await rt.settle(10)
-        assert sorted(domain.received) == ["a", "b"]
+        await rt.settle(30)
+        assert sorted(e.source for e in await rt.load_state(ledger, "pings")) == ["a", "b"]
 
 
 async def test_timers_fire_once_per_period_across_runtimes(make_runtime, memory_only):
-    journal = MemoryJournal()
-    domain.ticks.clear()
-    a = make_runtime(domain.service, journal=journal).create()
-    b = make_runtime(domain.service, journal=journal, dispatch=False).create()
+    a = make_runtime(domain.service, storage_name="j").create()
+    b = make_runtime(domain.service, storage_name="j", dispatch=False).create()
     async with a, b:  # both fire the timer, a dispatches
         await asyncio.sleep(1.1)
         await a.settle(10)
-    fired = await journal.read_stream("talix-timers", "tick")
-    periods = [r.payload["period"] for r in fired]
-    assert len(periods) == len(set(periods)) >= 4
-    assert sorted(domain.ticks) == sorted(periods)
+        fired = await a.journal.read_stream("talix-timers", "tick")
+        periods = [r.payload["period"] for r in fired]
+        assert len(periods) == len(set(periods)) >= 4
+        booked = await a.load_state(ledger, "ticks")
+        assert sorted(e.amount for e in booked) == sorted(periods)
+
+
+async def test_timers_fire_on_every_runtime_kind(make_runtime):
+    async with make_runtime(domain.service).create() as rt:
+        await asyncio.sleep(1.0)
+        await rt.settle(30)
+        booked = await rt.load_state(ledger, "ticks")
+        assert booked is not None and len(booked) >= 2
+        assert len({e.source for e in booked}) == len(booked)
+
+
+class Deposit(BaseModel):
+    counter: str
+    amount: int
+
+
+@action(http.post("/deposit"))
+async def deposit(input: Deposit, ctx: Context) -> int:
+    r = await ctx.run(add, input.counter, Add(amount=input.amount))
+    return r.version
+
+
+bank = Service("bank", stores=[counters, ledger], actions=[deposit])
 
 
 async def test_an_http_style_call_with_an_idempotency_key_applies_once(make_runtime):
-    from pydantic import BaseModel
-
-    from talix_ray import Context, action, http
-
-    class Deposit(BaseModel):
-        counter: str
-        amount: int
-
-    @action(http.post("/deposit"))
-    async def deposit(input: Deposit, ctx: Context) -> int:
-        r = await ctx.run(add, input.counter, Add(amount=input.amount))
-        return r.version
-
-    svc = Service("bank", stores=[counters, ledger], actions=[deposit])
-    async with make_runtime(svc).create() as rt:
+    async with make_runtime(bank).create() as rt:
         v1 = await rt.call(deposit, {"counter": "acc", "amount": 5}, idempotency_key="k-1")
         v2 = await rt.call(deposit, {"counter": "acc", "amount": 5}, idempotency_key="k-1")
         v3 = await rt.call(deposit, {"counter": "acc", "amount": 5})
         assert (v1, v2, v3) == (1, 1, 2)
         with pytest.raises(ValidationError, match="field 'amount'"):
             await rt.call(deposit, {"counter": "acc"})
-        with pytest.raises(AlreadyExists.__mro__[1]):  # Conflict base is importable too
-            raise AlreadyExists("x")

@@ -1,0 +1,317 @@
+"""The actors of a RayRuntime: shards (journal writers hosting aggregates), dedicated
+aggregate actors, and the dispatcher. Each places plain engine objects into a Ray actor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import Any
+
+import ray
+
+from ...engine.dispatcher import Dispatcher
+from ...engine.entities import EntityHost
+from ...engine.runtime import Aggregate
+from ...journal.base import Commit, Journal, Segment, Snapshot
+from ...model.events import StoredEvent
+from ...model.store import CommandResult
+from ...shared import Clock
+from .spec import AppSpec
+
+log = logging.getLogger("talix.ray")
+
+
+class _Hosting:
+    """What shard and entity actors share: the app, a client runtime, an entity host."""
+
+    spec: AppSpec
+    host: EntityHost
+
+    def _setup(self, spec: AppSpec) -> None:
+        from .runtime import RayRuntime
+
+        self.spec = spec
+        self.client = RayRuntime.client(spec)
+        self.app = self.client.app
+        self.registry = self.client.registry
+        self._ready = asyncio.Lock()
+        self._started = False
+
+    def _make_host(self, journal: Journal, max_active: int) -> EntityHost:
+        from ...engine.context import CommandCtx
+
+        def context(entity: Any, command: Any, command_id: str | None) -> CommandCtx:
+            return CommandCtx(self.client, self.registry, entity.aggregate_id, command_id,
+                              lambda: entity.state, entity.store)
+
+        return EntityHost(journal, clock_us=self.registry.get(Clock).now_us,
+                          context_factory=context, max_active=max_active,
+                          snapshot_every=self.spec.snapshot_every)
+
+    async def execute(self, store: str, command: str, aggregate_id: str, input: Any,
+                      command_id: str | None) -> CommandResult:
+        """Run a (validated) command on one of this actor's aggregates."""
+        await self._ensure()
+        cmd = self.app.stores[store].commands[command]
+        return await self.host.execute(cmd, aggregate_id, input, command_id)
+
+    async def get(self, store: str, aggregate_id: str) -> Aggregate:
+        """The aggregate's current state (read-your-writes)."""
+        await self._ensure()
+        es = self.app.stores[store]
+        entity = await self.host.get(es, aggregate_id)
+        return Aggregate(store, aggregate_id, entity.state, entity.version, entity.last_event)
+
+    async def _ensure(self) -> None:
+        raise NotImplementedError
+
+
+@ray.remote(num_cpus=0)
+class ShardActor(_Hosting):
+    """``talix:{app}:shard:{i}``: the journal writer of its partitions and the host of their
+    active aggregates."""
+
+    def __init__(self, spec: AppSpec, shard: int) -> None:
+        self._setup(spec)
+        self.shard = shard
+        self.partitions = spec.partitions_of(shard)
+        self.journal = spec.journal(self.partitions)
+        self.host = self._make_host(self.journal, spec.max_active)
+        self._hinting: set[int] = set()
+
+    async def _ensure(self) -> None:
+        if self._started:
+            return
+        async with self._ready:
+            if self._started:
+                return
+            await self.journal.open()
+            for p in self.partitions:  # recover every writer now, not on the first command
+                writer = await self.journal.writer(p)
+                writer.listeners.append(self._hint)
+            self._started = True
+
+    def _hint(self, partition: int, seq: int) -> None:
+        """Tell the dispatcher a segment landed (at most one hint in flight per partition)."""
+        if partition in self._hinting:
+            return
+        try:
+            handle = ray.get_actor(self.spec.dispatcher_name, namespace=self.spec.namespace)
+        except ValueError:
+            return
+        self._hinting.add(partition)
+        ref = handle.hint.remote(partition, seq)
+
+        async def done() -> None:
+            with contextlib.suppress(Exception):
+                await ref
+            self._hinting.discard(partition)
+
+        asyncio.ensure_future(done())
+
+    async def ready(self) -> dict[str, Any]:
+        """Recover and report where this shard runs."""
+        await self._ensure()
+        return {"shard": self.shard, "partitions": self.partitions, "pid": os.getpid(),
+                "node": ray.get_runtime_context().get_node_id()}
+
+    async def commit(self, commit: Commit) -> int:
+        """Append a commit from a dedicated aggregate actor."""
+        await self._ensure()
+        return await self.journal.append(commit)
+
+    async def read_stream(self, store: str, aggregate_id: str,
+                          after_version: int) -> list[StoredEvent]:
+        """An aggregate's events (chunks and this writer's tail)."""
+        await self._ensure()
+        return await self.journal.read_stream(store, aggregate_id, after_version=after_version)
+
+    async def load_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
+                            max_version: int | None) -> Snapshot | None:
+        """The newest snapshot for a reducer."""
+        await self._ensure()
+        return await self.journal.load_snapshot(store, aggregate_id, reducer_hash, max_version)
+
+    async def save_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
+                            snapshot: Snapshot) -> None:
+        """Keep a snapshot."""
+        await self._ensure()
+        await self.journal.save_snapshot(store, aggregate_id, reducer_hash, snapshot)
+
+    async def passivated(self, store: str, aggregate_id: str) -> None:
+        """A dedicated aggregate left memory: chunk its tail."""
+        await self.journal.passivated(store, aggregate_id)
+
+    async def passivate_all(self) -> int:
+        """Drop every idle aggregate from memory."""
+        await self._ensure()
+        n = self.host.passivate_all()
+        await self.host.drain()
+        return n
+
+    async def stats(self) -> dict[str, Any]:
+        """Active aggregates and writer counters."""
+        await self._ensure()
+        writers = {p: {"head": w.head, "segments": w.segments_written,
+                       "commits": w.commits_written, "epoch": w.epoch}
+                   for p, w in self.journal._writers.items()}
+        return {"active": self.host.active_count, "writers": writers, "pid": os.getpid()}
+
+    async def close(self) -> None:
+        """Chunk every tail and write the watermarks (before a planned stop)."""
+        if self._started:
+            self.host.passivate_all()
+            await self.host.drain()
+            await self.journal.flush()
+
+
+class RemoteJournal(Journal):
+    """A dedicated aggregate's view of the journal: everything goes through its shard."""
+
+    def __init__(self, spec: AppSpec, router: Any) -> None:
+        self.partitions = spec.partitions
+        self.router = router
+
+    async def append(self, commit: Commit) -> int:
+        p = self.partition_of(commit.store, commit.aggregate_id)
+        return int(await self.router.shard_call(p, "commit", commit))
+
+    async def read_stream(self, store: str, aggregate_id: str, *,
+                          after_version: int = 0) -> list[StoredEvent]:
+        p = self.partition_of(store, aggregate_id)
+        return list(await self.router.shard_call(p, "read_stream", store, aggregate_id,
+                                                 after_version))
+
+    async def load_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
+                            max_version: int | None = None) -> Snapshot | None:
+        p = self.partition_of(store, aggregate_id)
+        return await self.router.shard_call(p, "load_snapshot", store, aggregate_id,  # type: ignore[no-any-return]
+                                            reducer_hash, max_version)
+
+    async def save_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
+                            snapshot: Snapshot) -> None:
+        p = self.partition_of(store, aggregate_id)
+        await self.router.shard_call(p, "save_snapshot", store, aggregate_id, reducer_hash,
+                                     snapshot)
+
+    async def passivated(self, store: str, aggregate_id: str) -> None:
+        p = self.partition_of(store, aggregate_id)
+        await self.router.shard_call(p, "passivated", store, aggregate_id)
+
+    def _not_here(self, *_: Any, **__: Any) -> Any:
+        raise NotImplementedError("a dedicated aggregate only appends and loads")
+
+    list_aggregate_ids = head = read_segments = wait_for_segment = _not_here  # type: ignore[assignment]
+    load_checkpoint = save_checkpoint = put_deadletter = _not_here  # type: ignore[assignment]
+    list_deadletters = delete_deadletter = _not_here  # type: ignore[assignment]
+
+
+@ray.remote(num_cpus=0)
+class EntityActor(_Hosting):
+    """``talix:{app}:{store}:{id}``: one aggregate in its own process (dedicated placement);
+    its commits go to its partition's writer. It stops itself after ``idle_timeout``."""
+
+    def __init__(self, spec: AppSpec, store: str, aggregate_id: str) -> None:
+        self._setup(spec)
+        self.store = store
+        self.aggregate_id = aggregate_id
+        self.host = self._make_host(RemoteJournal(spec, self.client.router), 1)
+        self._last_used = time.monotonic()
+        self._watchdog: asyncio.Task[None] | None = None
+
+    async def _ensure(self) -> None:
+        self._last_used = time.monotonic()
+        if self._watchdog is None:
+            self._watchdog = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        timeout = self.spec.idle_timeout
+        while True:
+            await asyncio.sleep(max(0.05, timeout / 4))
+            if time.monotonic() - self._last_used > timeout and self.host.passivate_all():
+                await self.host.drain()
+                ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+                return
+
+    async def ready(self) -> int:
+        """The actor's process id."""
+        await self._ensure()
+        return os.getpid()
+
+
+@ray.remote(num_cpus=0)
+class DispatcherActor:
+    """``talix:{app}:dispatcher``: consumes the log and runs triggered actions as Ray tasks
+    (with each action's resources); also fires the ``every`` timers."""
+
+    def __init__(self, spec: AppSpec, timers: bool) -> None:
+        from .runtime import RayRuntime
+
+        self.spec = spec
+        self.client = RayRuntime.client(spec)
+        self.journal = spec.journal([])
+        self._timers = timers
+        self.dispatcher: Dispatcher | None = None
+        self._spec_ref: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> bool:
+        """Load checkpoints and start consuming (idempotent, also after a restart)."""
+        if self.dispatcher is not None:
+            return True
+        await self.journal.open()
+        self._spec_ref = ray.put(self.spec)
+        app = self.client.app
+        self.dispatcher = Dispatcher(self.journal, app.route, self._execute,
+                                     max_concurrency=self.spec.max_concurrency,
+                                     poll_interval=self.spec.poll_interval)
+        await self.dispatcher.start()
+        if self._timers:
+            for action in app.timer_actions.values():
+                self._tasks.append(asyncio.ensure_future(self.client.timer_loop(action)))
+        return True
+
+    async def _execute(self, action: Any, record: StoredEvent, attempt: int) -> None:
+        from .router import unwrap
+        from .tasks import run_action
+
+        res = action.resources
+        opts: dict[str, Any] = {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus,
+                                "max_retries": 0}
+        if res.memory:
+            opts["memory"] = res.memory
+        try:
+            await run_action.options(**opts).remote(self._spec_ref, action.name, record, attempt)
+        except Exception as exc:
+            raise unwrap(exc) from None
+
+    async def hint(self, partition: int, seq: int) -> None:
+        """A shard says a segment landed."""
+        self.journal.hint(partition, seq)
+
+    async def settle(self, timeout: float) -> None:
+        """Wait until every segment written so far has been processed."""
+        await self.start()
+        assert self.dispatcher is not None
+        await self.dispatcher.settle(timeout)
+
+    async def stats(self) -> dict[str, Any]:
+        """Progress counters."""
+        await self.start()
+        assert self.dispatcher is not None
+        return {"processed": self.dispatcher.processed,
+                "deadlettered": self.dispatcher.deadlettered,
+                "lag": await self.dispatcher.lag()}
+
+    async def stop(self) -> None:
+        """Stop consuming and save checkpoints."""
+        for t in self._tasks:
+            t.cancel()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+
+
+__all__ = ["DispatcherActor", "EntityActor", "RemoteJournal", "Segment", "ShardActor"]

@@ -1,0 +1,266 @@
+"""The RayRuntime: the LocalRuntime's semantics with aggregates in named Ray actors and
+event-triggered actions as Ray tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import ray
+from ray import cloudpickle
+
+from ...engine.app import App
+from ...engine.runtime import Aggregate, Runtime
+from ...journal import ObjectStoreJournal, WriterPolicy
+from ...model.action import Action
+from ...model.errors import ConfigurationError
+from ...model.store import Command, CommandResult, EventStore
+from ...settings import Settings
+from ...shared import FileStorage, ObjectStoreFileStorage
+from ..ray.spec import AppSpec
+
+log = logging.getLogger("talix.ray")
+_clients: dict[tuple[str, str, str], RayRuntime] = {}
+
+
+class RayRuntime(Runtime):
+    """Runs services on a Ray cluster.
+
+    * sharded stores (default): a named async actor per shard, ``talix:{app}:shard:{i}``,
+      writes its partitions and hosts their active aggregates;
+    * dedicated stores (``EventStore(..., placement="dedicated")``): an actor per aggregate,
+      ``talix:{app}:{store}:{id}``, created on demand and stopped when idle;
+    * event-, queue- and timer-triggered actions run as Ray tasks with their resources,
+      started by ``talix:{app}:dispatcher``.
+
+    Events live in ``store`` (``s3://bucket/prefix`` or ``file:///shared/path``: every process
+    must reach it). ``shards`` defaults to the number of partitions, at most 4.
+    """
+
+    def __init__(self, store: str | None = None, *, app: str = "talix",
+                 namespace: str | None = None, partitions: int | None = None,
+                 shards: int | None = None, settings: Settings | None = None,
+                 snapshot_every: int | None = 500, max_active: int = 100_000,
+                 idle_timeout: float = 60.0, actor_options: dict[str, Any] | None = None,
+                 dispatch: bool = True, timers: bool = True, poll_interval: float = 1.0,
+                 keep_actors: bool = False, ray_init: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        s = settings or Settings()
+        self.store_url = store or s.store
+        if not self.store_url.startswith(("s3://", "file://")):
+            raise ConfigurationError(
+                f"the RayRuntime needs storage every process reaches (s3:// or file://), "
+                f"not {self.store_url!r}")
+        self.store_options = s.s3_options() if self.store_url.startswith("s3://") else {}
+        self.app_name = app
+        self.namespace = namespace or f"talix-{app}"
+        self._partitions = partitions or s.partitions
+        self._shards = shards
+        self.snapshot_every = snapshot_every
+        self.max_active = max_active
+        self.idle_timeout = idle_timeout
+        self.actor_options = dict(actor_options or {})
+        self.dispatch = dispatch
+        self.timers = timers
+        self.poll_interval = poll_interval
+        self.keep_actors = keep_actors
+        self.ray_init = ray_init or {}
+        self.policy = WriterPolicy(chunk_events=s.chunk_events, chunk_lag=s.chunk_lag)
+        self.spec: AppSpec | None = None
+        self._journal: ObjectStoreJournal | None = None
+        self._owner = True
+        self.router: Any = None
+        self.shard_info: list[dict[str, Any]] = []
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **kw: Any) -> RayRuntime:
+        """A runtime configured by ``TALIX_*`` settings."""
+        s = settings or Settings()
+        return cls(s.store, app=s.app, partitions=s.partitions, settings=s,
+                   snapshot_every=s.snapshot_every, max_active=s.max_active, **kw)
+
+    # -- client mode: a runtime inside actors, tasks and Serve replicas ------------------------
+    @classmethod
+    def client(cls, spec: AppSpec) -> RayRuntime:
+        """A started runtime that uses the application's actors without owning them."""
+        key = (spec.app, spec.namespace, spec.store_url)
+        rt = _clients.get(key)
+        if rt is None:
+            from .router import Router
+
+            rt = cls.__new__(cls)
+            Runtime.__init__(rt)
+            rt.__dict__.update(store_url=spec.store_url, store_options=spec.store_options,
+                               app_name=spec.app, namespace=spec.namespace, spec=spec,
+                               _owner=False, router=Router(spec), shard_info=[],
+                               _journal=spec.journal([]), timers=False, dispatch=False)
+            rt.app, rt.registry, middleware = spec.build()
+            rt.middleware = list(middleware)
+            rt._started = True
+            _clients[key] = rt
+        return rt
+
+    @property
+    def journal(self) -> ObjectStoreJournal:
+        if self._journal is None:
+            raise ConfigurationError("the runtime is not started")
+        return self._journal
+
+    def _default_services(self) -> list[tuple[type, Any]]:
+        defaults = list(super()._default_services())
+        from ...objectstore import open_store
+
+        store = open_store(self.store_url, **self.store_options)
+        return [(k, ObjectStoreFileStorage(store) if k is FileStorage else v)
+                for k, v in defaults]
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def _start(self) -> None:
+        from .actors import DispatcherActor, ShardActor
+        from .router import Router
+
+        assert self.app is not None
+        if not ray.is_initialized():
+            ray.init(namespace=self.namespace, **{"include_dashboard": False, **self.ray_init})
+        journal = ObjectStoreJournal(self._open_store(), partitions=self._partitions, owned=[],
+                                     policy=self.policy, poll_interval=self.poll_interval)
+        await journal.open()
+        self._journal = journal
+        shards = min(self._shards or min(journal.partitions, 4), journal.partitions)
+        user_regs = [(k, v) for k, v in self.registry.items().items()
+                     if not isinstance(v, ObjectStoreFileStorage)]
+        self.spec = AppSpec(
+            app=self.app_name, namespace=self.namespace, store_url=self.store_url,
+            store_options=self.store_options, partitions=journal.partitions, shards=shards,
+            services=AppSpec.pack_services(self._services),
+            registrations=cloudpickle.dumps(user_regs),
+            middleware=cloudpickle.dumps(self.middleware),
+            snapshot_every=self.snapshot_every, max_active=self.max_active,
+            policy=self.policy, idle_timeout=self.idle_timeout,
+            actor_options=self.actor_options, poll_interval=self.poll_interval)
+        self.router = Router(self.spec)
+        opts = {"namespace": self.namespace, "lifetime": "detached", "get_if_exists": True,
+                "max_restarts": -1, "max_task_retries": 0, "num_cpus": 0,
+                **self.actor_options}
+        handles = [ShardActor.options(name=self.spec.shard_name(i), **opts)
+                   .remote(self.spec, i) for i in range(shards)]
+        self.shard_info = list(await asyncio.gather(*(h.ready.remote() for h in handles)))
+        if self.dispatch and (self.app.has_log_consumers or self.app.timer_actions):
+            dispatcher = DispatcherActor.options(name=self.spec.dispatcher_name, **opts) \
+                .remote(self.spec, self.timers)
+            await dispatcher.start.remote()
+
+    def _open_store(self) -> Any:
+        from ...objectstore import open_store
+
+        return open_store(self.store_url, **self.store_options)
+
+    async def _stop(self) -> None:
+        if not self._owner or self.spec is None:
+            return
+        spec = self.spec
+        with contextlib.suppress(Exception):
+            d = ray.get_actor(spec.dispatcher_name, namespace=self.namespace)
+            async with asyncio.timeout(30):
+                await d.stop.remote()
+        for i in range(spec.shards):
+            with contextlib.suppress(Exception):
+                h = ray.get_actor(spec.shard_name(i), namespace=self.namespace)
+                async with asyncio.timeout(60):
+                    await h.close.remote()
+        if not self.keep_actors:
+            kill_actors(spec)
+        _clients.pop((spec.app, spec.namespace, spec.store_url), None)
+        if self._journal is not None:
+            await self._journal.close()
+
+    # -- commands and reads ---------------------------------------------------------------------
+    async def _execute(self, command: Command[Any, Any], aggregate_id: str, input: Any,
+                       command_id: str | None) -> CommandResult:
+        # every routed command carries an id, so a retry after a crash applies it once
+        cid = command_id or f"auto:{uuid.uuid4().hex}"
+        store = command.store
+        if store.placement == "dedicated":
+            result = await self.router.entity_call(store.name, aggregate_id, "execute",
+                                                   store.name, command.name, aggregate_id,
+                                                   input, cid)
+        else:
+            p = self.journal.partition_of(store.name, aggregate_id)
+            result = await self.router.shard_call(p, "execute", store.name, command.name,
+                                                  aggregate_id, input, cid)
+        if command_id is None and result.command_id == cid:
+            result = CommandResult(result.store, result.aggregate_id, result.version,
+                                   result.events, None, result.duplicate)
+        return result  # type: ignore[no-any-return]
+
+    async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate:
+        if store.placement == "dedicated":
+            return await self.router.entity_call(  # type: ignore[no-any-return]
+                store.name, aggregate_id, "get", store.name, aggregate_id)
+        p = self.journal.partition_of(store.name, aggregate_id)
+        return await self.router.shard_call(p, "get", store.name,  # type: ignore[no-any-return]
+                                            aggregate_id)
+
+    async def settle(self, timeout: float = 30.0) -> None:
+        self._require_started()
+        assert self.spec is not None
+        try:
+            d = ray.get_actor(self.spec.dispatcher_name, namespace=self.namespace)
+        except ValueError:
+            return
+        await self.router.call("settle", lambda: d, lambda h: h.settle.remote(timeout))
+
+    async def stats(self) -> dict[str, Any]:
+        """Per-shard counters (active aggregates, writer heads) and the dispatcher's."""
+        assert self.spec is not None
+        shards = [await self.router.shard_call(p, "stats")
+                  for p in range(self.spec.shards)]
+        return {"active": sum(s["active"] for s in shards), "shards": shards}
+
+    async def passivate_all(self) -> int:
+        """Drop every idle aggregate of every shard from memory."""
+        assert self.spec is not None
+        return sum([await self.router.shard_call(p, "passivate_all")
+                    for p in range(self.spec.shards)])
+
+    async def timer_loop(self, action: Action) -> None:
+        """Fire ``action``'s timer once per period (the log keeps it once cluster-wide)."""
+        from ...engine.system import Fire, fire
+
+        trigger = action.timer_trigger
+        assert trigger is not None
+        interval = trigger.interval.total_seconds()
+        while True:
+            period = int(time.time() // interval)
+            try:
+                await self.run(fire, action.name,
+                               Fire(action=action.name, period=period,
+                                    scheduled_at=datetime.fromtimestamp(period * interval, UTC)),
+                               command_id=f"timer:{action.name}:{period}")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("timer %s: could not fire period %d", action.name, period)
+            await asyncio.sleep(max(0.001, (period + 1) * interval - time.time()))
+
+
+def kill_actors(spec: AppSpec) -> int:
+    """Kill every actor of the application (shards, dispatcher, dedicated aggregates)."""
+    prefix = f"talix:{spec.app}:"
+    n = 0
+    for entry in ray.util.list_named_actors(all_namespaces=True):
+        name = entry["name"] if isinstance(entry, dict) else entry
+        ns = entry.get("namespace") if isinstance(entry, dict) else spec.namespace
+        if ns == spec.namespace and name.startswith(prefix):
+            with contextlib.suppress(Exception):
+                ray.kill(ray.get_actor(name, namespace=ns), no_restart=True)
+                n += 1
+    return n
+
+
+__all__ = ["App", "RayRuntime", "kill_actors"]

@@ -1,0 +1,140 @@
+"""What every process of a RayRuntime needs to rebuild the application.
+
+Services travel as *locators* (module and attribute) so each process imports the user's own
+code and object identities hold inside it; a service that cannot be imported (defined in a
+function or in ``__main__``) travels by value. Shared services and middleware travel pickled.
+Storage travels as its configuration: each process opens its own connections.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray import cloudpickle
+
+from ...engine.app import App
+from ...engine.context import Registry
+from ...journal import ObjectStoreJournal, WriterPolicy
+from ...model.errors import ConfigurationError
+from ...model.service import Service
+from ...objectstore import ObjectStore, open_store
+from ...shared import Clock, Downloader, FileStorage, IdGenerator, ObjectStoreFileStorage
+from ...shared.clock import SystemClock
+from ...shared.ids import UlidGenerator
+
+
+def locate(service: Service) -> tuple[str, str] | None:
+    """``(module, attribute)`` under which ``service`` can be imported, if any."""
+    if not service.module or service.module == "__main__":
+        return None
+    try:
+        module = importlib.import_module(service.module)
+    except Exception:
+        return None
+    for attr, value in vars(module).items():
+        if value is service:
+            return service.module, attr
+    return None
+
+
+@dataclass
+class AppSpec:
+    """The application and its settings, as shipped to shard, entity and dispatcher actors."""
+
+    app: str
+    namespace: str
+    store_url: str
+    store_options: dict[str, Any]
+    partitions: int
+    shards: int
+    services: list[tuple[str, str] | bytes]
+    registrations: bytes
+    middleware: bytes
+    snapshot_every: int | None
+    max_active: int
+    policy: WriterPolicy
+    idle_timeout: float = 60.0
+    actor_options: dict[str, Any] = field(default_factory=dict)
+    poll_interval: float = 1.0
+    max_concurrency: int = 32
+
+    @classmethod
+    def pack_services(cls, services: list[Service]) -> list[tuple[str, str] | bytes]:
+        """Locators where possible, pickles otherwise."""
+        out: list[tuple[str, str] | bytes] = []
+        for s in services:
+            where = locate(s)
+            if where is None:
+                try:
+                    where = cloudpickle.dumps(s)
+                except Exception as exc:
+                    raise ConfigurationError(
+                        f"service {s.name} cannot travel to Ray workers: it is not importable "
+                        f"(defined in {s.module or 'an unknown module'}) and not picklable "
+                        f"({exc}); define it at module level of an importable module"
+                    ) from exc
+            out.append(where)
+        return out
+
+    def load_services(self) -> list[Service]:
+        """Import (or unpickle) the services in this process."""
+        out = []
+        for item in self.services:
+            if isinstance(item, bytes):
+                out.append(cloudpickle.loads(item))
+                continue
+            module, attr = item
+            try:
+                svc = getattr(importlib.import_module(module), attr)
+            except Exception as exc:
+                raise ConfigurationError(f"cannot import service {module}.{attr} in this "
+                                         f"Ray worker: {exc}; is the package installed or on "
+                                         "PYTHONPATH for the workers?") from exc
+            out.append(svc)
+        return out
+
+    def build(self) -> tuple[App, Registry, list[Any]]:
+        """The App, the shared-service registry and the middleware, for this process."""
+        app = App.build(self.load_services())
+        registry = Registry()
+        for kind, impl in cloudpickle.loads(self.registrations):
+            registry.register(kind, impl)
+        defaults = [(IdGenerator, UlidGenerator()), (Clock, SystemClock()),
+                    (FileStorage, ObjectStoreFileStorage(self.open_store())),
+                    (Downloader, Downloader())]
+        for kind, impl in defaults:
+            if not registry.has(kind):
+                registry.register(kind, impl)
+        return app, registry, cloudpickle.loads(self.middleware)
+
+    def open_store(self) -> ObjectStore:
+        """A new connection to the application's object store."""
+        return open_store(self.store_url, **self.store_options)
+
+    def journal(self, owned: list[int] | None) -> ObjectStoreJournal:
+        """A journal on the store writing ``owned`` partitions (``[]``: read only)."""
+        return ObjectStoreJournal(self.open_store(), partitions=self.partitions, owned=owned,
+                                  policy=self.policy, poll_interval=self.poll_interval)
+
+    def shard_of(self, partition: int) -> int:
+        """The shard actor that writes ``partition``."""
+        return partition % self.shards
+
+    def partitions_of(self, shard: int) -> list[int]:
+        """The partitions shard ``shard`` writes."""
+        return [p for p in range(self.partitions) if p % self.shards == shard]
+
+    def shard_name(self, shard: int) -> str:
+        """``talix:{app}:shard:{i}``."""
+        return f"talix:{self.app}:shard:{shard}"
+
+    def entity_name(self, store: str, aggregate_id: str) -> str:
+        """``talix:{app}:{store}:{id}`` — a dedicated aggregate's actor."""
+        return f"talix:{self.app}:{store}:{aggregate_id}"
+
+    @property
+    def dispatcher_name(self) -> str:
+        """``talix:{app}:dispatcher``."""
+        return f"talix:{self.app}:dispatcher"

@@ -1,0 +1,25 @@
+"""Event-triggered actions as Ray tasks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import ray
+
+from ...model.events import StoredEvent
+
+_runner: asyncio.Runner | None = None
+
+
+@ray.remote(max_retries=0)
+def run_action(spec: Any, action_name: str, record: StoredEvent, attempt: int) -> None:
+    """Run one action for one log record in this worker, against the application's actors."""
+    global _runner
+    from .runtime import RayRuntime
+
+    if _runner is None:
+        _runner = asyncio.Runner()
+    client = RayRuntime.client(spec)
+    action = client.app.action(action_name)
+    _runner.run(client.execute_triggered(action, record, attempt))
