@@ -81,6 +81,7 @@ class ShardActor(_Hosting):
         self.journal = spec.journal(self.partitions)
         self.host = self._make_host(self.journal, spec.max_active)
         self._hinting: set[int] = set()
+        self._hint_tasks: set[asyncio.Future[None]] = set()
 
     async def _ensure(self) -> None:
         if self._started:
@@ -110,7 +111,9 @@ class ShardActor(_Hosting):
                 await ref
             self._hinting.discard(partition)
 
-        asyncio.ensure_future(done())
+        task = asyncio.ensure_future(done())
+        self._hint_tasks.add(task)
+        task.add_done_callback(self._hint_tasks.discard)
 
     async def ready(self) -> dict[str, Any]:
         """Recover and report where this shard runs."""
