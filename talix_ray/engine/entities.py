@@ -239,17 +239,14 @@ class EntityHost:
         version = 0
         recent: OrderedDict[str, CommandResult] = OrderedDict()
         adapter = self._state_adapter(store) if self._snapshots_every(store) else None
-        if adapter is not None:
-            snap = await self.journal.load_snapshot(store.name, entity.aggregate_id,
-                                                    store.reducer_hash)
-            if snap is not None:
-                state = adapter.validate_python(snap.state)
-                version = snap.version
-                for cid, v, _n in snap.recent_command_ids:
-                    recent[cid] = CommandResult(store.name, entity.aggregate_id, v, (), cid)
+        snap, records = await self.journal.load_aggregate(
+            store.name, entity.aggregate_id, store.reducer_hash if adapter else None)
+        if snap is not None and adapter is not None:
+            state = adapter.validate_python(snap.state)
+            version = snap.version
+            for cid, v, _n in snap.recent_command_ids:
+                recent[cid] = CommandResult(store.name, entity.aggregate_id, v, (), cid)
         entity.snapshot_version = version
-        records = await self.journal.read_stream(store.name, entity.aggregate_id,
-                                                 after_version=max(version - 1, 0))
         last_record = None
         if version > 0 and records and records[0].version == version:
             last_record, records = records[0], records[1:]  # the snapshot's last event

@@ -109,6 +109,17 @@ class Journal(ABC):
         """The newest snapshot for this reducer at or below ``max_version``."""
         return None
 
+    async def load_aggregate(self, store: str, aggregate_id: str, reducer_hash: str | None
+                             ) -> tuple[Snapshot | None, list[StoredEvent]]:
+        """Everything to rebuild an aggregate: its newest snapshot for ``reducer_hash`` (if
+        given) and its events from the snapshot's version on (the snapshot's own last event
+        included), or all of them."""
+        snap = None
+        if reducer_hash is not None:
+            snap = await self.load_snapshot(store, aggregate_id, reducer_hash)
+        after = max(snap.version - 1, 0) if snap is not None else 0
+        return snap, await self.read_stream(store, aggregate_id, after_version=after)
+
     # -- the log, for consumers ---------------------------------------------------------------
     @abstractmethod
     async def head(self, partition: int) -> int:

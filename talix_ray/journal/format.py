@@ -68,9 +68,21 @@ def checkpoint_key(consumer: str, p: int) -> str:
     return f"checkpoints/{consumer}/{p:04d}"
 
 
+SNAPSHOT_MARK = "snap-"
+
+
 def snapshot_prefix(store: str, aggregate_id: str, reducer_hash: str) -> str:
-    """The snapshots of one aggregate for one reducer version."""
-    return f"snapshots/{store}/{aggregate_id}/{reducer_hash}/"
+    """The snapshots of one aggregate for one reducer version.
+
+    They sit in the aggregate's stream folder, after its chunks (``s`` sorts after digits), so
+    one listing finds both.
+    """
+    return f"streams/{store}/{aggregate_id}/{SNAPSHOT_MARK}{reducer_hash}-"
+
+
+def is_snapshot(key: str) -> bool:
+    """Whether a key in a stream folder is a snapshot."""
+    return key.rsplit("/", 1)[1].startswith(SNAPSHOT_MARK)
 
 
 def deadletter_prefix(consumer: str) -> str:

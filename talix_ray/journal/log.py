@@ -141,7 +141,8 @@ class ObjectStoreJournal(Journal):
             after_key = prefix + f"{start:012d}" if start > 1 else None
             listing = await with_retries("list chunks", lambda a=after_key: self.store.list_all(
                 prefix, start_after=a))
-            ranges = sorted((*fmt.chunk_range(k), k) for k in listing.keys)
+            ranges = sorted((*fmt.chunk_range(k), k) for k in listing.keys
+                            if not fmt.is_snapshot(k))
             if after_key is None or (ranges and ranges[0][0] <= after_version + 1):
                 return ranges
             span *= 8
@@ -153,14 +154,46 @@ class ObjectStoreJournal(Journal):
 
     async def read_stream(self, store: str, aggregate_id: str, *,
                           after_version: int = 0) -> list[StoredEvent]:
-        p = self.partition_of(store, aggregate_id)
-        key = (store, aggregate_id)
-        writer = self._writers.get(p)
-        # the tail first, then the chunks: an event leaving the tail is chunked by then
-        tail = writer.tail_events(key) if writer is not None else \
-            await self._scan_tail(p, store, aggregate_id)
-        found: dict[int, StoredEvent] = {e.version: e for e in tail if e.version > after_version}
+        tail = await self._tail(store, aggregate_id)  # first: what leaves it is chunked by then
         ranges = await self._chunk_keys(store, aggregate_id, after_version)
+        return await self._events(store, aggregate_id, after_version, tail, ranges)
+
+    async def load_aggregate(self, store: str, aggregate_id: str, reducer_hash: str | None
+                             ) -> tuple[Snapshot | None, list[StoredEvent]]:
+        """One listing of the aggregate's folder finds its chunks and snapshots together
+        (a new aggregate costs a single LIST)."""
+        tail = await self._tail(store, aggregate_id)
+        prefix = fmt.stream_prefix(store, aggregate_id)
+        page = await with_retries("list stream", lambda: self.store.list(prefix))
+        mark = fmt.snapshot_prefix(store, aggregate_id, reducer_hash or "")
+        if page.truncated:  # a long history: look the snapshots up, then list from there
+            snaps = (await with_retries("list snapshots", lambda: self.store.list_all(
+                mark))).keys if reducer_hash else []
+            snap = await self._read_snapshot(max(snaps)) if snaps else None
+            after = max(snap.version - 1, 0) if snap else 0
+            ranges = await self._chunk_keys(store, aggregate_id, after)
+        else:
+            snaps = [k for k in page.keys if reducer_hash and k.startswith(mark)]
+            snap = await self._read_snapshot(max(snaps)) if snaps else None
+            after = max(snap.version - 1, 0) if snap else 0
+            ranges = sorted((*fmt.chunk_range(k), k) for k in page.keys
+                            if not fmt.is_snapshot(k))
+        return snap, await self._events(store, aggregate_id, after, tail, ranges)
+
+    async def _tail(self, store: str, aggregate_id: str) -> list[StoredEvent]:
+        p = self.partition_of(store, aggregate_id)
+        writer = self._writers.get(p)
+        if writer is not None:
+            return writer.tail_events((store, aggregate_id))
+        return await self._scan_tail(p, store, aggregate_id)
+
+    async def _events(self, store: str, aggregate_id: str, after_version: int,
+                      tail: list[StoredEvent], ranges: list[tuple[int, int, str]]
+                      ) -> list[StoredEvent]:
+        """Merge the tail and the chunks above ``after_version``; check the versions."""
+        key = (store, aggregate_id)
+        writer = self._writers.get(self.partition_of(store, aggregate_id))
+        found: dict[int, StoredEvent] = {e.version: e for e in tail if e.version > after_version}
         low = min(found) if found else None
         wanted = [k for first, last, k in ranges
                   if last > after_version and (low is None or first < low)]
@@ -259,10 +292,10 @@ class ObjectStoreJournal(Journal):
         prefix = fmt.snapshot_prefix(store, aggregate_id, reducer_hash)
         listing = await with_retries("list snapshots", lambda: self.store.list_all(prefix))
         keys = sorted(k for k in listing.keys
-                      if max_version is None or int(k.rsplit("/", 1)[1]) <= max_version)
-        if not keys:
-            return None
-        key = keys[-1]
+                      if max_version is None or int(k.rsplit("-", 1)[1]) <= max_version)
+        return await self._read_snapshot(keys[-1]) if keys else None
+
+    async def _read_snapshot(self, key: str) -> Snapshot:
         obj = await with_retries("get snapshot", lambda: self.store.get(key))
         data = fmt.loads(key, obj.body, "snapshot")
         try:

@@ -172,11 +172,14 @@ class PartitionWriter:
         return await fut
 
     async def _flush_loop(self) -> None:
+        wrote = False
         while self._pending:
-            # Not a timer: one turn of the event loop lets the clients acknowledged a moment
-            # ago submit their next commands, so they join this batch instead of forming a
-            # second, half-size group that alternates with the first.
-            await asyncio.sleep(0)
+            if wrote:
+                # Not a timer: one turn of the event loop lets the clients acknowledged a
+                # moment ago submit their next commands, so they join this batch instead of
+                # forming a second, half-size group that alternates with the first.
+                await asyncio.sleep(0)
+            wrote = True
             batch = []
             while self._pending and len(batch) < self.policy.max_batch:
                 batch.append(self._pending.popleft())

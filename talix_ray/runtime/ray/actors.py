@@ -4,10 +4,10 @@ aggregate actors, and the dispatcher. Each places plain engine objects into a Ra
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
+from collections import deque
 from typing import Any
 
 import ray
@@ -39,6 +39,7 @@ class _Hosting:
         self.registry = self.client.registry
         self._ready = asyncio.Lock()
         self._started = False
+        self.timings: deque[float] = deque(maxlen=1000)  # command durations inside the actor
 
     def _make_host(self, journal: Journal, max_active: int) -> EntityHost:
         from ...engine.context import CommandCtx
@@ -56,7 +57,11 @@ class _Hosting:
         """Run a (validated) command on one of this actor's aggregates."""
         await self._ensure()
         cmd = self.app.stores[store].commands[command]
-        return await self.host.execute(cmd, aggregate_id, input, command_id)
+        t = time.perf_counter()
+        try:
+            return await self.host.execute(cmd, aggregate_id, input, command_id)
+        finally:
+            self.timings.append(time.perf_counter() - t)
 
     async def get(self, store: str, aggregate_id: str) -> Aggregate:
         """The aggregate's current state (read-your-writes)."""
@@ -81,6 +86,8 @@ class ShardActor(_Hosting):
         self.journal = spec.journal(self.partitions)
         self.host = self._make_host(self.journal, spec.max_active)
         self._hinting: set[int] = set()
+        self._dispatcher: Any = None
+        self._dispatcher_retry_at = 0.0
         self._hint_tasks: set[asyncio.Future[None]] = set()
 
     async def _ensure(self) -> None:
@@ -99,16 +106,23 @@ class ShardActor(_Hosting):
         """Tell the dispatcher a segment landed (at most one hint in flight per partition)."""
         if partition in self._hinting:
             return
-        try:
-            handle = ray.get_actor(self.spec.dispatcher_name, namespace=self.spec.namespace)
-        except ValueError:
-            return
+        if self._dispatcher is None:
+            if time.monotonic() < self._dispatcher_retry_at:
+                return
+            try:  # a GCS round trip: cached, and not retried more than once a second
+                self._dispatcher = ray.get_actor(self.spec.dispatcher_name,
+                                                 namespace=self.spec.namespace)
+            except ValueError:
+                self._dispatcher_retry_at = time.monotonic() + 1.0
+                return
         self._hinting.add(partition)
-        ref = handle.hint.remote(partition, seq)
+        ref = self._dispatcher.hint.remote(partition, seq)
 
         async def done() -> None:
-            with contextlib.suppress(Exception):
+            try:
                 await ref
+            except Exception:
+                self._dispatcher = None  # gone or restarting: look it up again later
             self._hinting.discard(partition)
 
         task = asyncio.ensure_future(done())
@@ -131,6 +145,12 @@ class ShardActor(_Hosting):
         """An aggregate's events (chunks and this writer's tail)."""
         await self._ensure()
         return await self.journal.read_stream(store, aggregate_id, after_version=after_version)
+
+    async def load_aggregate(self, store: str, aggregate_id: str, reducer_hash: str | None
+                             ) -> tuple[Snapshot | None, list[StoredEvent]]:
+        """Snapshot and events of an aggregate, for a dedicated actor."""
+        await self._ensure()
+        return await self.journal.load_aggregate(store, aggregate_id, reducer_hash)
 
     async def load_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
                             max_version: int | None) -> Snapshot | None:
@@ -161,7 +181,10 @@ class ShardActor(_Hosting):
         writers = {p: {"head": w.head, "segments": w.segments_written,
                        "commits": w.commits_written, "epoch": w.epoch}
                    for p, w in self.journal._writers.items()}
-        return {"active": self.host.active_count, "writers": writers, "pid": os.getpid()}
+        timings = sorted(self.timings)
+        p50 = timings[len(timings) // 2] * 1000 if timings else None
+        return {"active": self.host.active_count, "writers": writers, "pid": os.getpid(),
+                "command_p50_ms": p50}
 
     async def close(self) -> None:
         """Chunk every tail and write the watermarks (before a planned stop)."""
@@ -187,6 +210,13 @@ class RemoteJournal(Journal):
         p = self.partition_of(store, aggregate_id)
         return list(await self.router.shard_call(p, "read_stream", store, aggregate_id,
                                                  after_version))
+
+    async def load_aggregate(self, store: str, aggregate_id: str, reducer_hash: str | None
+                             ) -> tuple[Snapshot | None, list[StoredEvent]]:
+        p = self.partition_of(store, aggregate_id)
+        snap, events = await self.router.shard_call(p, "load_aggregate", store, aggregate_id,
+                                                    reducer_hash)
+        return snap, list(events)
 
     async def load_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
                             max_version: int | None = None) -> Snapshot | None:
