@@ -7,6 +7,7 @@ creates the bucket, and stops cleanly. Tests, benchmarks and ``talix dev`` use i
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -57,6 +58,9 @@ class EmbeddedS3:
 
     def __init__(self, data_dir: str | os.PathLike[str], *, bucket: str = "talix",
                  port: int | None = None, startup_timeout: float = 60.0) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", bucket):
+            raise ValueError(f"invalid bucket name {bucket!r}: 3-63 characters of a-z, 0-9, "
+                             "'.' and '-'")
         self.data_dir = Path(data_dir).resolve()
         self.bucket = bucket
         self.port = port

@@ -4,6 +4,7 @@ aggregate actors, and the dispatcher. Each places plain engine objects into a Ra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -290,11 +291,23 @@ class DispatcherActor:
         self.dispatcher: Dispatcher | None = None
         self._spec_ref: Any = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._starting = asyncio.Lock()
+        with contextlib.suppress(RuntimeError):  # after a restart nobody calls start()
+            self._tasks.append(asyncio.get_running_loop().create_task(self._autostart()))
+
+    async def _autostart(self) -> None:
+        await asyncio.sleep(0.5)
+        with contextlib.suppress(Exception):
+            await self.start()
 
     async def start(self) -> bool:
         """Load checkpoints and start consuming (idempotent, also after a restart)."""
-        if self.dispatcher is not None:
-            return True
+        async with self._starting:
+            if self.dispatcher is None:
+                await self._start()
+        return True
+
+    async def _start(self) -> None:
         await self.journal.open()
         self._spec_ref = ray.put(self.spec)
         app = self.client.app
@@ -305,7 +318,6 @@ class DispatcherActor:
         if self._timers:
             for action in app.timer_actions.values():
                 self._tasks.append(asyncio.ensure_future(self.client.timer_loop(action)))
-        return True
 
     async def _execute(self, action: Any, record: StoredEvent, attempt: int) -> None:
         from .router import unwrap
@@ -323,6 +335,7 @@ class DispatcherActor:
 
     async def hint(self, partition: int, seq: int) -> None:
         """A shard says a segment landed."""
+        await self.start()
         self.journal.hint(partition, seq)
 
     async def settle(self, timeout: float) -> None:

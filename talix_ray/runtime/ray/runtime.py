@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -126,6 +127,8 @@ class RayRuntime(Runtime):
 
         assert self.app is not None
         if not ray.is_initialized():
+            if "address" not in self.ray_init:  # a local instance: keep it on loopback
+                os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
             ray.init(namespace=self.namespace, **{"include_dashboard": False, **self.ray_init})
         journal = ObjectStoreJournal(self._open_store(), partitions=self._partitions, owned=[],
                                      policy=self.policy, poll_interval=self.poll_interval)

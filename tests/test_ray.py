@@ -1,0 +1,88 @@
+"""What only the RayRuntime has: named actors, dedicated aggregates, task resources,
+node failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from talix_ray import ConfigurationError
+from talix_ray.settings import Settings
+
+from .domain import Add, ledger
+from .ray_domain import heavy, heavy_add, service
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture
+def ray_runtime(s3_server, ray_session):
+    from talix_ray.runtime.ray import RayRuntime
+
+    def make(**kw):
+        settings = Settings(store=f"s3://{s3_server.bucket}/ray-{uuid.uuid4().hex[:10]}",
+                            s3_endpoint=s3_server.endpoint, s3_access_key="talix",
+                            s3_secret_key="talix-secret")
+        return RayRuntime(settings=settings, app=f"t{uuid.uuid4().hex[:10]}", partitions=2,
+                          shards=2, poll_interval=0.05, **kw).add(service).create()
+
+    return make
+
+
+async def test_named_actors_dedicated_aggregates_and_task_resources(ray_runtime, ray_session):
+    ray = ray_session
+    rt = ray_runtime(idle_timeout=1.0)
+    async with rt:
+        ns = rt.namespace
+        for i in range(2):
+            assert ray.get_actor(f"talix:{rt.app_name}:shard:{i}", namespace=ns)
+        assert ray.get_actor(f"talix:{rt.app_name}:dispatcher", namespace=ns)
+        await rt.run(heavy_add, "h1", Add(amount=2))
+        r = await rt.run(heavy_add, "h1", Add(amount=3))
+        assert r.version == 2
+        actor = ray.get_actor(f"talix:{rt.app_name}:heavy:h1", namespace=ns)
+        pid = await actor.ready.remote()
+        assert pid not in {s["pid"] for s in rt.shard_info}  # its own process
+        assert (await rt.get_aggregate(heavy, "h1")).state.total == 5
+        await rt.settle(60)
+        booked = await rt.load_state(ledger, "res-h1")
+        assert [e.amount for e in booked] == [2, 2]  # each action ran as a task with 2 CPUs
+        await asyncio.sleep(3.0)  # idle: the dedicated actor stops itself
+        with pytest.raises(ValueError):
+            ray.get_actor(f"talix:{rt.app_name}:heavy:h1", namespace=ns)
+        r = await rt.run(heavy_add, "h1", Add(amount=1))  # re-created, reloaded from storage
+        assert r.version == 3 and (await rt.get_aggregate(heavy, "h1")).state.total == 6
+    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+             if a["namespace"] == ns]
+    assert not [n for n in names if n.startswith(f"talix:{rt.app_name}:")]
+
+
+def test_the_ray_runtime_needs_shared_storage():
+    from talix_ray.runtime.ray import RayRuntime
+
+    with pytest.raises(ConfigurationError, match="s3:// or file://"):
+        RayRuntime("memory://")
+
+
+@pytest.mark.timeout(600)
+def test_a_node_failure_loses_no_acknowledged_command(tmp_path):
+    """Runs in its own process: a multi-node cluster cannot share this session's Ray."""
+    out = tmp_path / "result.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled",
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "node_failure.py"), str(out)],
+                          env=env, capture_output=True, text=True, timeout=540, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    result = json.loads(out.read_text())
+    assert result["removed_node_hosted"] >= 1
+    assert result["acked"] >= 100 and result["acked_after_failure"] >= 20
+    assert result["missing_acked"] == [] and result["applied_twice"] == []
+    assert result["failed_not_retryable"] == []
+    assert result["actions_missing"] == []
