@@ -26,17 +26,9 @@ def dev(
     data: str = typer.Option(".talix", help="data directory of the embedded stack"),
 ) -> None:
     """Run the example application end to end, embedded on this machine."""
-    from pydantic import ValidationError as SettingsError
-
     from .devstack import run_demo
-    from .model.errors import TalixError
 
-    try:
-        code = asyncio.run(run_demo(samples, console, store, data))
-    except (SettingsError, TalixError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        code = 2
-    _exit(code)
+    _exit(_guard(lambda: asyncio.run(run_demo(samples, console, store, data))))
 
 
 @app.command("s3")
@@ -71,6 +63,83 @@ def s3(
     finally:
         server.stop()
     _exit(0)
+
+
+deadletters = typer.Typer(help="Actions given up on after their last attempt.",
+                          no_args_is_help=True)
+app.add_typer(deadletters, name="deadletters")
+
+
+@deadletters.command("list")
+def deadletters_list(
+    store: str = typer.Option(None, help="the application's store (default: TALIX_STORE)"),
+) -> None:
+    """List the dead letters of the action dispatcher."""
+    from rich.table import Table
+
+    from .settings import Settings, open_journal
+
+    async def run() -> list[dict[str, object]]:
+        journal = open_journal(Settings(store=store) if store else Settings())
+        await journal.open()
+        try:
+            return await journal.list_deadletters("dispatcher")
+        finally:
+            await journal.close()
+
+    letters = _guard(lambda: asyncio.run(run()))
+    table = Table("key", "action", "attempts", "error", title=f"{len(letters)} dead letter(s)")
+    for d in letters:
+        table.add_row(str(d["key"]), str(d["action"]), str(d["attempts"]), str(d["error"])[:80])
+    console.print(table)
+    _exit(0)
+
+
+@deadletters.command("retry")
+def deadletters_retry(
+    key: str = typer.Argument(..., help="the dead letter's key (see `talix deadletters list`)"),
+    app_ref: str = typer.Option("services.app:build_runtime", "--app",
+                                help="module:attribute of the runtime (or a function making it)"),
+    store: str = typer.Option(None, help="the application's store (default: TALIX_STORE)"),
+) -> None:
+    """Run a dead-lettered action again; the letter is removed when it succeeds."""
+    import importlib
+
+    from .engine.runtime import Runtime
+    from .model.errors import TalixError
+    from .settings import Settings
+
+    async def run() -> None:
+        module, _, attr = app_ref.partition(":")
+        target = getattr(importlib.import_module(module), attr or "runtime")
+        runtime = target(Settings(store=store) if store else Settings()) if callable(target) \
+            and not isinstance(target, Runtime) else target
+        async with runtime:
+            try:
+                await runtime.retry_deadletter(key)
+            except TalixError:
+                raise
+            except Exception as exc:  # the action failed again: the letter stays
+                console.print(f"[red]the action failed again[/red] ({type(exc).__name__}: "
+                              f"{exc}); the dead letter stays")
+                _exit(1)
+
+    _guard(lambda: asyncio.run(run()))
+    console.print(f"retried [bold]{key}[/bold]: done, the dead letter is removed")
+    _exit(0)
+
+
+def _guard(fn):  # type: ignore[no-untyped-def]
+    """Run ``fn``; a talix or settings error prints a message and exits 2."""
+    from pydantic import ValidationError as SettingsError
+
+    from .model.errors import TalixError
+
+    try:
+        return fn()
+    except (SettingsError, TalixError, ValueError, ImportError, AttributeError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        _exit(2)
 
 
 def _exit(code: int) -> None:

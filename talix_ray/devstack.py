@@ -12,10 +12,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .engine.local import LocalRuntime
 from .s3server import ACCESS_KEY, SECRET_KEY, EmbeddedS3
 from .settings import Settings
-from .shared import Downloader
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -31,8 +29,8 @@ def serve_folder(folder: Path) -> tuple[ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def dev_runtime(store: str, data: Path, console: Console) -> tuple[LocalRuntime, Any]:
-    """A LocalRuntime on ``store``: ``embedded`` starts SeaweedFS with its data in ``data``."""
+def dev_settings(store: str, data: Path, console: Console) -> tuple[Settings, Any]:
+    """Settings for ``store``: ``embedded`` starts SeaweedFS with its data in ``data``."""
     server = None
     if store == "embedded":
         server = EmbeddedS3(data / "s3", bucket="talix").start()
@@ -42,14 +40,14 @@ def dev_runtime(store: str, data: Path, console: Console) -> tuple[LocalRuntime,
         console.print(f"embedded S3 (SeaweedFS) on {server.endpoint}, data in {data / 's3'}")
     else:
         settings = Settings(store=store)
-    return LocalRuntime.from_settings(settings), server
+    return settings, server
 
 
 async def run_demo(samples: str, console: Console, store: str = "embedded",
                    data: str = ".talix") -> int:
     """Upload every sample document, let the analysis run, print documents and expenses."""
     from services import documents, expenses
-    from services.documents import DocumentAnalyzer, TextAnalyzer
+    from services.app import build_runtime
     from services.documents.actions import upload_document_from_url
 
     folder = Path(samples)
@@ -58,13 +56,9 @@ async def run_demo(samples: str, console: Console, store: str = "embedded",
         console.print(f"[red]no sample documents in {folder}[/red]")
         return 2
     server, base = serve_folder(folder)
-    runtime, s3 = dev_runtime(store, Path(data), console)
-    runtime = (runtime
-               .register(DocumentAnalyzer, TextAnalyzer())
-               # the samples are served on loopback, which the downloader refuses by default
-               .register(Downloader, Downloader(allow_private=True))
-               .add(documents.service, expenses.service)
-               .create())
+    settings, s3 = dev_settings(store, Path(data), console)
+    # the samples are served on loopback, which the downloader refuses by default
+    runtime = build_runtime(settings, allow_private_urls=True)
     try:
         async with runtime:
             ids = {}

@@ -13,6 +13,7 @@ def talix(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "talix_ray.cli", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout,
                           env={"PATH": str(Path(sys.executable).parent), "COLUMNS": "200",
+                               "PYTHONPATH": str(ROOT),
                                "RAY_USAGE_STATS_ENABLED": "0"})
 
 
@@ -33,3 +34,29 @@ def test_dev_reports_bad_options(tmp_path):
     assert "Traceback" not in r.stdout + r.stderr
     r = talix("dev", "--samples", str(tmp_path))
     assert r.returncode == 2 and "no sample documents" in r.stdout
+
+
+async def test_deadletters_list_and_retry(tmp_path):
+    from talix_ray.settings import Settings
+
+    from .cli_app import build
+    from .domain import Add, Book, add, book
+
+    store = f"file://{tmp_path}/events"
+    async with build(Settings(store=store)) as rt:
+        await rt.run(add, "doomed-9", Add(amount=1))
+        await rt.settle(30)
+    listed = talix("deadletters", "list", "--store", store)
+    assert listed.returncode == 0 and "1 dead letter(s)" in listed.stdout
+    key = "mirror_to_ledger@counters@doomed-9@1"
+    assert key in listed.stdout
+    again = talix("deadletters", "retry", key, "--app", "tests.cli_app:build", "--store", store)
+    assert again.returncode == 1 and "failed again" in again.stdout
+    async with build(Settings(store=store)) as rt:
+        await rt.run(book, "heal-doomed-9", Book(source="fix", amount=0))
+    fixed = talix("deadletters", "retry", key, "--app", "tests.cli_app:build", "--store", store)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "0 dead letter(s)" in talix("deadletters", "list", "--store", store).stdout
+    missing = talix("deadletters", "retry", "nope", "--app", "tests.cli_app:build",
+                    "--store", store)
+    assert missing.returncode == 2 and "no dead letter 'nope'" in missing.stdout

@@ -1,0 +1,25 @@
+"""The example application assembled: its services and the shared services it needs."""
+
+from __future__ import annotations
+
+from talix_ray import Downloader, LocalRuntime, Runtime
+from talix_ray.settings import Settings
+
+from . import documents, expenses
+from .documents import DocumentAnalyzer, TextAnalyzer
+
+
+def build_runtime(settings: Settings | None = None, *, ray: bool = False,
+                  allow_private_urls: bool = False) -> Runtime:
+    """The example on the LocalRuntime (or the RayRuntime), storage from ``TALIX_*``."""
+    if ray:
+        from talix_ray import RayRuntime
+
+        runtime: Runtime = RayRuntime.from_settings(settings)
+    else:
+        runtime = LocalRuntime.from_settings(settings)
+    return (runtime
+            .register(DocumentAnalyzer, TextAnalyzer())
+            .register(Downloader, Downloader(allow_private=allow_private_urls))
+            .add(documents.service, expenses.service)
+            .create())
