@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from datetime import UTC, datetime
 from typing import Any
 
 from ..journal.base import Journal
 from ..journal.memory import MemoryJournal
-from ..model.action import Action
 from ..model.errors import ConfigurationError
 from ..model.store import Command, CommandResult, EventStore
 from ..settings import Settings, open_journal
@@ -19,7 +16,6 @@ from .context import CommandCtx
 from .dispatcher import Dispatcher
 from .entities import Entity, EntityHost
 from .runtime import Aggregate, Runtime
-from .system import Fire, fire
 
 log = logging.getLogger("talix.local")
 
@@ -92,7 +88,7 @@ class LocalRuntime(Runtime):
             await self._dispatcher.start()
         if self._timers_enabled:
             for action in self.app.timer_actions.values():
-                self._background.append(asyncio.create_task(self._timer_loop(action)))
+                self._background.append(asyncio.create_task(self.timer_loop(action)))
 
     async def _stop(self) -> None:
         if self._dispatcher is not None:
@@ -132,21 +128,3 @@ class LocalRuntime(Runtime):
         self._require_started()
         if self._dispatcher is not None:
             await self._dispatcher.settle(timeout)
-
-    async def _timer_loop(self, action: Action) -> None:
-        trigger = action.timer_trigger
-        assert trigger is not None
-        interval = trigger.interval.total_seconds()
-        while True:
-            now = time.time()
-            period = int(now // interval)
-            try:
-                await self.run(fire, action.name,
-                               Fire(action=action.name, period=period,
-                                    scheduled_at=datetime.fromtimestamp(period * interval, UTC)),
-                               command_id=f"timer:{action.name}:{period}")
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("timer %s: could not fire period %d", action.name, period)
-            await asyncio.sleep(max(0.001, (period + 1) * interval - time.time()))

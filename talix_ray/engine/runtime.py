@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +32,9 @@ from ..shared.ids import UlidGenerator
 from .app import App
 from .context import ActionContext, ReadOnlyContext, Registry
 from .invocation import Invocation, Middleware, call_through
-from .system import Enqueue, enqueue, queue_stream_id, queues
+from .system import Enqueue, Fire, enqueue, fire, queue_stream_id, queues
+
+log = logging.getLogger("talix.runtime")
 
 T = TypeVar("T")
 MAX_COMMAND_ID = 512
@@ -344,6 +348,25 @@ class Runtime(ABC):
     @abstractmethod
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait until every triggered action of what was written so far has run."""
+
+    async def timer_loop(self, action: Action) -> None:
+        """Fire ``action``'s timer once per period: every runtime may try, the log keeps one
+        firing per period (the timer stream's decider ignores a period already fired)."""
+        trigger = action.timer_trigger
+        assert trigger is not None
+        interval = trigger.interval.total_seconds()
+        while True:
+            period = int(time.time() // interval)
+            try:
+                await self.run(fire, action.name,
+                               Fire(action=action.name, period=period,
+                                    scheduled_at=datetime.fromtimestamp(period * interval, UTC)),
+                               command_id=f"timer:{action.name}:{period}")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("timer %s: could not fire period %d", action.name, period)
+            await asyncio.sleep(max(0.001, (period + 1) * interval - time.time()))
 
 
 def simulate(store: EventStore[T], events: Sequence[Event[Any] | NewEvent[Any]], *,

@@ -4,6 +4,7 @@ snapshots, consumer checkpoints and dead letters (DESIGN §3)."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import uuid
 from collections import OrderedDict
@@ -213,25 +214,27 @@ class ObjectStoreJournal(Journal):
                                     max(after_version, max((r[1] for r in ranges), default=0)))
         return events
 
-    async def _scan_tail(self, p: int, store: str, aggregate_id: str) -> list[StoredEvent]:
-        """Without a local writer: the aggregate's events in segments above the watermark."""
+    async def _unchunked_commits(self, p: int) -> list[Commit]:
+        """Without a local writer: the commits in segments above the partition's watermark
+        (about ``chunk_lag`` segments: what the stream chunks do not hold yet)."""
         key = fmt.watermark_key(p)
         try:
             obj = await with_retries("watermark", lambda: self.store.get(key))
-            mark = fmt.field_of(key, obj.body, "watermark", "seq", int)
+            after = fmt.field_of(key, obj.body, "watermark", "seq", int)
         except ObjectNotFound:
-            mark = 0
-        out: list[StoredEvent] = []
-        after = mark
+            after = 0
+        out: list[Commit] = []
         while True:
             segments = await self.read_segments(p, after, 500)
-            for seg in segments:
-                for c in seg.commits:
-                    if c.store == store and c.aggregate_id == aggregate_id:
-                        out.extend(c.events)
+            out += [c for seg in segments for c in seg.commits]
             if len(segments) < 500:
                 return out
             after = segments[-1].seq
+
+    async def _scan_tail(self, p: int, store: str, aggregate_id: str) -> list[StoredEvent]:
+        """Without a local writer: the aggregate's events above the watermark."""
+        return [e for c in await self._unchunked_commits(p)
+                if c.store == store and c.aggregate_id == aggregate_id for e in c.events]
 
     async def list_aggregate_ids(self, store: str, *, limit: int = 100,
                                  after: str | None = None) -> list[str]:
@@ -244,29 +247,12 @@ class ObjectStoreJournal(Journal):
             if w is not None:
                 ids.update(a for (s, a) in w.tail if s == store)
             else:  # written elsewhere: the unchunked ids are in the segments above the mark
-                ids.update(a for (s, a) in await self._tail_ids(p) if s == store)
+                ids.update(c.aggregate_id for c in await self._unchunked_commits(p)
+                           if c.store == store)
         ordered = sorted(ids)
         if after is not None:
-            import bisect
-
             ordered = ordered[bisect.bisect_right(ordered, after):]
         return ordered[:limit]
-
-    async def _tail_ids(self, p: int) -> set[tuple[str, str]]:
-        key = fmt.watermark_key(p)
-        try:
-            obj = await with_retries("watermark", lambda: self.store.get(key))
-            mark = fmt.field_of(key, obj.body, "watermark", "seq", int)
-        except ObjectNotFound:
-            mark = 0
-        out: set[tuple[str, str]] = set()
-        after = mark
-        while True:
-            segments = await self.read_segments(p, after, 500)
-            out.update((c.store, c.aggregate_id) for s in segments for c in s.commits)
-            if len(segments) < 500:
-                return out
-            after = segments[-1].seq
 
     # -- snapshots ----------------------------------------------------------------------------
     async def save_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,

@@ -7,9 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import ray
@@ -18,7 +16,6 @@ from ray import cloudpickle
 from ...engine.app import App
 from ...engine.runtime import Aggregate, Runtime
 from ...journal import ObjectStoreJournal, WriterPolicy
-from ...model.action import Action
 from ...model.errors import ConfigurationError
 from ...model.store import Command, CommandResult, EventStore
 from ...settings import Settings
@@ -230,26 +227,6 @@ class RayRuntime(Runtime):
         assert self.spec is not None
         return sum([await self.router.shard_call(p, "passivate_all")
                     for p in range(self.spec.shards)])
-
-    async def timer_loop(self, action: Action) -> None:
-        """Fire ``action``'s timer once per period (the log keeps it once cluster-wide)."""
-        from ...engine.system import Fire, fire
-
-        trigger = action.timer_trigger
-        assert trigger is not None
-        interval = trigger.interval.total_seconds()
-        while True:
-            period = int(time.time() // interval)
-            try:
-                await self.run(fire, action.name,
-                               Fire(action=action.name, period=period,
-                                    scheduled_at=datetime.fromtimestamp(period * interval, UTC)),
-                               command_id=f"timer:{action.name}:{period}")
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("timer %s: could not fire period %d", action.name, period)
-            await asyncio.sleep(max(0.001, (period + 1) * interval - time.time()))
 
 
 def kill_actors(spec: AppSpec) -> int:
