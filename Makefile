@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/talix dev
+	$(BIN)/talix dev --ray
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -15,7 +15,8 @@ def build_runtime(settings: Settings | None = None, *, ray: bool = False,
     if ray:
         from talix_ray import RayRuntime
 
-        runtime: Runtime = RayRuntime.from_settings(settings)
+        runtime: Runtime = RayRuntime.from_settings(
+            settings, app="dev", ray_init={"num_cpus": 2, "log_to_driver": False})
     else:
         runtime = LocalRuntime.from_settings(settings)
     return (runtime

@@ -24,11 +24,14 @@ def dev(
     store: str = typer.Option("embedded", help="embedded (SeaweedFS in ./.talix), memory://, "
                               "file:///path or s3://bucket/prefix"),
     data: str = typer.Option(".talix", help="data directory of the embedded stack"),
+    ray: bool = typer.Option(False, "--ray/--local",
+                             help="aggregates in Ray actors and actions as Ray tasks (a local "
+                             "Ray instance), or everything in this process"),
 ) -> None:
     """Run the example application end to end, embedded on this machine."""
     from .devstack import run_demo
 
-    _exit(_guard(lambda: asyncio.run(run_demo(samples, console, store, data))))
+    _exit(_guard(lambda: asyncio.run(run_demo(samples, console, store, data, ray))))
 
 
 @app.command("s3")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -44,7 +45,7 @@ def dev_settings(store: str, data: Path, console: Console) -> tuple[Settings, An
 
 
 async def run_demo(samples: str, console: Console, store: str = "embedded",
-                   data: str = ".talix") -> int:
+                   data: str = ".talix", ray: bool = False) -> int:
     """Upload every sample document, let the analysis run, print documents and expenses."""
     from services import documents, expenses
     from services.app import build_runtime
@@ -56,10 +57,16 @@ async def run_demo(samples: str, console: Console, store: str = "embedded",
         console.print(f"[red]no sample documents in {folder}[/red]")
         return 2
     server, base = serve_folder(folder)
-    settings, s3 = dev_settings(store, Path(data), console)
-    # the samples are served on loopback, which the downloader refuses by default
-    runtime = build_runtime(settings, allow_private_urls=True)
+    s3 = None
     try:
+        settings, s3 = dev_settings(store, Path(data), console)
+        if ray:
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            console.print("starting a local Ray instance (aggregates in shard actors, actions "
+                          "as Ray tasks)")
+        # the samples are served on loopback, which the downloader refuses by default
+        runtime = build_runtime(settings, ray=ray, allow_private_urls=True)
         async with runtime:
             ids = {}
             for f in files:

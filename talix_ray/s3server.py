@@ -107,7 +107,12 @@ class EmbeddedS3:
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"weed exited with {self.process.returncode}; see "
+                log = (self.data_dir / "weed.log").read_text(errors="replace").splitlines()
+                fatal = [ln for ln in log[-200:] if ln.startswith("F")]
+                hint = " (is another server using this data directory?)" if any(
+                    "resource temporarily unavailable" in ln for ln in fatal) else ""
+                raise RuntimeError(f"weed exited with {self.process.returncode}{hint}: "
+                                   f"{fatal[-1] if fatal else ''} — see "
                                    f"{self.data_dir / 'weed.log'}")
             try:
                 try:

@@ -74,13 +74,16 @@ class RayRuntime(Runtime):
         self._owner = True
         self.router: Any = None
         self.shard_info: list[dict[str, Any]] = []
+        self._owns_ray = False
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kw: Any) -> RayRuntime:
         """A runtime configured by ``TALIX_*`` settings."""
         s = settings or Settings()
-        return cls(s.store, app=s.app, partitions=s.partitions, settings=s,
-                   snapshot_every=s.snapshot_every, max_active=s.max_active, **kw)
+        options: dict[str, Any] = {"app": s.app, "partitions": s.partitions,
+                                   "snapshot_every": s.snapshot_every,
+                                   "max_active": s.max_active, **kw}
+        return cls(s.store, settings=s, **options)
 
     # -- client mode: a runtime inside actors, tasks and Serve replicas ------------------------
     @classmethod
@@ -127,6 +130,7 @@ class RayRuntime(Runtime):
             if "address" not in self.ray_init:  # a local instance: keep it on loopback
                 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
             ray.init(namespace=self.namespace, **{"include_dashboard": False, **self.ray_init})
+            self._owns_ray = True
         journal = ObjectStoreJournal(self._open_store(), partitions=self._partitions, owned=[],
                                      policy=self.policy, poll_interval=self.poll_interval)
         await journal.open()
@@ -178,6 +182,9 @@ class RayRuntime(Runtime):
         _clients.pop((spec.app, spec.namespace, spec.store_url), None)
         if self._journal is not None:
             await self._journal.close()
+        if self._owns_ray:  # this runtime started the local Ray instance: stop it too
+            ray.shutdown()
+            self._owns_ray = False
 
     # -- commands and reads ---------------------------------------------------------------------
     async def _execute(self, command: Command[Any, Any], aggregate_id: str, input: Any,
