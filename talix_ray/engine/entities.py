@@ -113,8 +113,7 @@ class EntityHost:
 
     # -- commands ---------------------------------------------------------------------------
     async def execute(self, command: Command[Any, Any], aggregate_id: str, input: Any,
-                      command_id: str | None = None,
-                      metadata: dict[str, Any] | None = None) -> CommandResult:
+                      command_id: str | None = None) -> CommandResult:
         """Run a validated command on an aggregate; returns once its events are durable."""
         entity = self._checkout(command.store, aggregate_id)
         try:
@@ -122,7 +121,7 @@ class EntityHost:
             try:
                 if not entity.loaded:
                     await self._load(entity)
-                return await self._decide_and_append(entity, command, input, command_id, metadata)
+                return await self._decide_and_append(entity, command, input, command_id)
             finally:
                 entity.release()
         finally:
@@ -131,8 +130,7 @@ class EntityHost:
                 self._passivate_lru()
 
     async def _decide_and_append(self, entity: Entity, command: Command[Any, Any], input: Any,
-                                 command_id: str | None,
-                                 metadata: dict[str, Any] | None) -> CommandResult:
+                                 command_id: str | None) -> CommandResult:
         store = command.store
         reducer = store.reducer
         for attempt in range(command.max_retries + 1):
@@ -180,7 +178,7 @@ class EntityHost:
             except VersionConflict:
                 if attempt >= command.max_retries:
                     raise
-                await self._load(entity, fresh=True)
+                await self._load(entity)  # another writer moved the stream: decide again
                 continue
             except BaseException:
                 # the outcome is unknown (storage failure, cancellation): reload before reuse
@@ -233,7 +231,7 @@ class EntityHost:
         entity.users += 1
         return entity
 
-    async def _load(self, entity: Entity, fresh: bool = False) -> None:
+    async def _load(self, entity: Entity) -> None:
         store = entity.store
         state = store.initial_state
         version = 0

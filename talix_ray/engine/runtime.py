@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from ..journal.base import Journal
 from ..model.action import Action, Query
 from ..model.errors import ConfigurationError, NotFound, Unavailable, ValidationError
-from ..model.events import Event, NewEvent
+from ..model.events import Event, NewEvent, StoredEvent
 from ..model.names import check_aggregate_id, check_name
 from ..model.service import Service
 from ..model.store import Command, CommandResult, EventStore
@@ -334,8 +334,6 @@ class Runtime(ABC):
 
     async def retry_deadletter(self, key: str) -> None:
         """Run a dead-lettered action again; the letter is deleted when it succeeds."""
-        from ..model.events import StoredEvent
-
         app = self._require_started()
         letters = {d["key"]: d for d in await self.deadletters()}
         if key not in letters:

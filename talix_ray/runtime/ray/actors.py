@@ -16,7 +16,7 @@ import ray
 from ...engine.dispatcher import Dispatcher
 from ...engine.entities import EntityHost
 from ...engine.runtime import Aggregate
-from ...journal.base import Commit, Journal, Segment, Snapshot
+from ...journal.base import Commit, Journal, Snapshot
 from ...model.events import StoredEvent
 from ...model.store import CommandResult
 from ...shared import Clock
@@ -360,4 +360,4 @@ class DispatcherActor:
             await self.dispatcher.stop()
 
 
-__all__ = ["DispatcherActor", "EntityActor", "RemoteJournal", "Segment", "ShardActor"]
+__all__ = ["DispatcherActor", "EntityActor", "RemoteJournal", "ShardActor"]

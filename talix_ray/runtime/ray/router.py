@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import ray
 import ray.exceptions
 
-from ...model.errors import Fenced, TalixError, Unavailable
+from ...model.errors import Fenced, Unavailable
 from .spec import AppSpec
 
 log = logging.getLogger("talix.ray")
@@ -80,9 +80,11 @@ class Router:
         while True:
             try:
                 return await method(target())
-            except BaseException as raw:
+            except asyncio.CancelledError:
+                raise
+            except Exception as raw:
                 exc = unwrap(raw)
-                if not isinstance(exc, RETRYABLE) or isinstance(exc, asyncio.CancelledError):
+                if not isinstance(exc, RETRYABLE):
                     if exc is raw:
                         raise
                     raise exc from None
@@ -107,7 +109,3 @@ class Router:
         return await self.call(f"{name}.{method}", lambda: self.entity(store, aggregate_id),
                                lambda h: getattr(h, method).remote(*args), forget=name)
 
-
-def talix_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is one of talix-ray's own errors."""
-    return isinstance(exc, TalixError)

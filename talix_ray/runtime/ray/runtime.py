@@ -13,7 +13,6 @@ from typing import Any
 import ray
 from ray import cloudpickle
 
-from ...engine.app import App
 from ...engine.runtime import Aggregate, Runtime
 from ...journal import ObjectStoreJournal, WriterPolicy
 from ...model.errors import ConfigurationError
@@ -250,4 +249,4 @@ def kill_actors(spec: AppSpec) -> int:
     return n
 
 
-__all__ = ["App", "RayRuntime", "kill_actors"]
+__all__ = ["RayRuntime", "kill_actors"]
