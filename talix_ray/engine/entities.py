@@ -161,7 +161,8 @@ class EntityHost:
                 version += 1
                 et = ne.type
                 meta = ne.metadata
-                meta_json = meta.model_dump(mode="json") if hasattr(meta, "model_dump") else meta
+                meta_json = meta if meta is None or isinstance(meta, dict) else \
+                    meta.model_dump(mode="json")
                 records.append(StoredEvent(store.name, entity.aggregate_id, version, et.name,
                                            ne.payload.model_dump(mode="json"), ts, command_id,
                                            et.version, meta_json))

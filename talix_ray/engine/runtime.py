@@ -187,7 +187,8 @@ class Runtime(ABC):
         app = self._require_started()
         app.command(command)
         check_aggregate_id(aggregate_id)
-        check_command_id(command_id)
+        if command_id is not None:
+            check_command_id(command_id)
         data = command.validate_input(input)
         if not self.middleware:
             return await self._execute(command, aggregate_id, data, command_id)

@@ -58,6 +58,12 @@ class MemoryJournal(Journal):
         stream = self._streams.get((store, aggregate_id), [])
         return stream[after_version:]
 
+    async def load_aggregate(self, store: str, aggregate_id: str, reducer_hash: str | None
+                             ) -> tuple[Snapshot | None, list[StoredEvent]]:
+        if reducer_hash is not None:
+            return await super().load_aggregate(store, aggregate_id, reducer_hash)
+        return None, self._streams.get((store, aggregate_id), [])[:]
+
     async def list_aggregate_ids(self, store: str, *, limit: int = 100,
                                  after: str | None = None) -> list[str]:
         ids = self._ids.get(store, [])

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
@@ -119,9 +119,8 @@ class NewEvent(Generic[P]):
     metadata: BaseModel | dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """The serialized form of an event as the journal keeps it (JSON-ready)."""
+class StoredEvent(NamedTuple):
+    """The serialized form of an event as the journal keeps it (JSON-ready, immutable)."""
 
     store: str
     aggregate_id: str
@@ -162,9 +161,9 @@ class StoredEvent:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Event(Generic[P]):
-    """An event as reducers, actions and views see it: the envelope around a typed payload."""
+class Event(NamedTuple, Generic[P]):
+    """An event as reducers, actions and views see it: the envelope around a typed payload
+    (immutable; a tuple underneath, which keeps the hot path cheap)."""
 
     store: str
     aggregate_id: str

@@ -9,7 +9,7 @@ import sys
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar, get_type_hints
+from typing import Any, Generic, Literal, NamedTuple, TypeVar, get_type_hints
 
 from pydantic import BaseModel
 
@@ -24,8 +24,7 @@ Reducer = Callable[[Any, Event[Any]], Any]
 Placement = Literal["sharded", "dedicated"]
 
 
-@dataclass(frozen=True, slots=True)
-class CommandResult:
+class CommandResult(NamedTuple):
     """What a command did: the events it appended and the aggregate's version after it."""
 
     store: str

@@ -23,6 +23,6 @@ def validate(model: type[M], data: Any, what: str) -> M:
     try:
         if isinstance(data, BaseModel):
             data = data.model_dump()
-        return model.model_validate(data)
+        return model.__pydantic_validator__.validate_python(data)  # type: ignore[no-any-return]
     except PydanticValidationError as exc:
         raise ValidationError.from_pydantic(what, exc) from None
