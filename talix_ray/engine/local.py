@@ -11,7 +11,7 @@ from ..journal.memory import MemoryJournal
 from ..model.errors import ConfigurationError
 from ..model.store import Command, CommandResult, EventStore
 from ..settings import Settings, open_journal
-from ..shared import Clock, FileStorage, ObjectStoreFileStorage
+from ..shared import Clock
 from .context import CommandCtx
 from .dispatcher import Dispatcher
 from .entities import Entity, EntityHost
@@ -65,13 +65,8 @@ class LocalRuntime(Runtime):
             raise ConfigurationError("the runtime is not started")
         return self._host
 
-    def _default_services(self) -> list[tuple[type, Any]]:
-        defaults = list(super()._default_services())
-        store = getattr(self._journal, "store", None)
-        if store is not None:  # files live next to the events
-            defaults = [(k, ObjectStoreFileStorage(store) if k is FileStorage else v)
-                        for k, v in defaults]
-        return defaults
+    def _object_store(self) -> Any:
+        return getattr(self._journal, "store", None)  # files live next to the events
 
     async def _start(self) -> None:
         assert self.app is not None

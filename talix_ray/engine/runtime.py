@@ -26,7 +26,14 @@ from ..model.events import Event, NewEvent, StoredEvent
 from ..model.names import check_aggregate_id, check_name
 from ..model.service import Service
 from ..model.store import Command, CommandResult, EventStore
-from ..shared import Clock, Downloader, FileStorage, IdGenerator, MemoryFileStorage
+from ..shared import (
+    Clock,
+    Downloader,
+    FileStorage,
+    IdGenerator,
+    MemoryFileStorage,
+    ObjectStoreFileStorage,
+)
 from ..shared.clock import SystemClock
 from ..shared.ids import UlidGenerator
 from .app import App
@@ -119,8 +126,11 @@ class Runtime(ABC):
         return self
 
     def _default_services(self) -> list[tuple[type, Any]]:
-        return [(IdGenerator, UlidGenerator()), (Clock, SystemClock()),
-                (FileStorage, MemoryFileStorage()), (Downloader, Downloader())]
+        return default_services(self._object_store())
+
+    def _object_store(self) -> Any:
+        """The object store the application's files go to (None: in memory)."""
+        return None
 
     def _check_building(self) -> None:
         if self.app is not None:
@@ -366,6 +376,14 @@ class Runtime(ABC):
             except Exception:
                 log.exception("timer %s: could not fire period %d", action.name, period)
             await asyncio.sleep(max(0.001, (period + 1) * interval - time.time()))
+
+
+def default_services(store: Any = None) -> list[tuple[type, Any]]:
+    """The shared services every runtime has unless others are registered; files go to
+    ``store`` (next to the events) when there is one."""
+    files = ObjectStoreFileStorage(store) if store is not None else MemoryFileStorage()
+    return [(IdGenerator, UlidGenerator()), (Clock, SystemClock()), (FileStorage, files),
+            (Downloader, Downloader())]
 
 
 def simulate(store: EventStore[T], events: Sequence[Event[Any] | NewEvent[Any]], *,

@@ -18,7 +18,7 @@ from ...journal import ObjectStoreJournal, WriterPolicy
 from ...model.errors import ConfigurationError
 from ...model.store import Command, CommandResult, EventStore
 from ...settings import Settings
-from ...shared import FileStorage, ObjectStoreFileStorage
+from ...shared import ObjectStoreFileStorage
 from ..ray.spec import AppSpec
 
 log = logging.getLogger("talix.ray")
@@ -111,13 +111,8 @@ class RayRuntime(Runtime):
             raise ConfigurationError("the runtime is not started")
         return self._journal
 
-    def _default_services(self) -> list[tuple[type, Any]]:
-        defaults = list(super()._default_services())
-        from ...objectstore import open_store
-
-        store = open_store(self.store_url, **self.store_options)
-        return [(k, ObjectStoreFileStorage(store) if k is FileStorage else v)
-                for k, v in defaults]
+    def _object_store(self) -> Any:
+        return self._open_store()
 
     # -- life cycle ---------------------------------------------------------------------------
     async def _start(self) -> None:

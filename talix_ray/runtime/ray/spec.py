@@ -16,13 +16,11 @@ from ray import cloudpickle
 
 from ...engine.app import App
 from ...engine.context import Registry
+from ...engine.runtime import default_services
 from ...journal import ObjectStoreJournal, WriterPolicy
 from ...model.errors import ConfigurationError
 from ...model.service import Service
 from ...objectstore import ObjectStore, open_store
-from ...shared import Clock, Downloader, FileStorage, IdGenerator, ObjectStoreFileStorage
-from ...shared.clock import SystemClock
-from ...shared.ids import UlidGenerator
 
 
 def locate(service: Service) -> tuple[str, str] | None:
@@ -101,10 +99,7 @@ class AppSpec:
         registry = Registry()
         for kind, impl in cloudpickle.loads(self.registrations):
             registry.register(kind, impl)
-        defaults = [(IdGenerator, UlidGenerator()), (Clock, SystemClock()),
-                    (FileStorage, ObjectStoreFileStorage(self.open_store())),
-                    (Downloader, Downloader())]
-        for kind, impl in defaults:
+        for kind, impl in default_services(self.open_store()):
             if not registry.has(kind):
                 registry.register(kind, impl)
         return app, registry, cloudpickle.loads(self.middleware)
