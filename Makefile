@@ -24,6 +24,8 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/core.py --quick
+	$(BIN)/python bench/journal.py --quick
+	$(BIN)/python bench/ray_entities.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
