@@ -402,7 +402,7 @@ async def test_timers_fire_once_per_period_across_runtimes(make_runtime, memory_
         await a.settle(10)
         fired = await a.journal.read_stream("talix-timers", "tick")
         periods = [r.payload["period"] for r in fired]
-        assert len(periods) == len(set(periods)) >= 4
+        assert len(periods) == len(set(periods)) >= 3  # ~5 periods of 200 ms in 1.1 s
         booked = await a.load_state(ledger, "ticks")
         assert sorted(e.amount for e in booked) == sorted(periods)
 
