@@ -86,3 +86,23 @@ def test_a_node_failure_loses_no_acknowledged_command(tmp_path):
     assert result["missing_acked"] == [] and result["applied_twice"] == []
     assert result["failed_not_retryable"] == []
     assert result["actions_missing"] == []
+
+
+async def test_a_second_driver_joins_the_running_actors_and_leaves_them(ray_runtime):
+    from talix_ray.runtime.ray import RayRuntime
+
+    owner = ray_runtime()
+    async with owner:
+        joiner = RayRuntime(owner.store_url, app=owner.app_name, namespace=owner.namespace,
+                            settings=Settings(s3_endpoint=owner.store_options["endpoint_url"],
+                                              s3_access_key="talix",
+                                              s3_secret_key="talix-secret"),
+                            keep_actors=True).add(service).create()
+        async with joiner:
+            await joiner.run(heavy_add, "j1", Add(amount=4))
+            assert joiner.shard_info[0]["pid"] == owner.shard_info[0]["pid"]  # the same actor
+        # the joiner stopped; the owner's actors, dispatcher included, still run
+        r = await owner.run(heavy_add, "j1", Add(amount=1))
+        assert r.version == 2
+        await owner.settle(60)
+        assert len(await owner.load_state(ledger, "res-j1")) == 2

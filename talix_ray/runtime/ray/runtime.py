@@ -37,6 +37,10 @@ class RayRuntime(Runtime):
 
     Events live in ``store`` (``s3://bucket/prefix`` or ``file:///shared/path``: every process
     must reach it). ``shards`` defaults to the number of partitions, at most 4.
+
+    Starting creates the application's actors or joins them if they run (same ``app``,
+    ``namespace`` and store). Stopping flushes and kills them — unless ``keep_actors=True``,
+    which is what a second driver or a Serve replica that only joins them should pass.
     """
 
     def __init__(self, store: str | None = None, *, app: str = "talix",
@@ -162,16 +166,16 @@ class RayRuntime(Runtime):
         if not self._owner or self.spec is None:
             return
         spec = self.spec
-        with contextlib.suppress(Exception):
-            d = ray.get_actor(spec.dispatcher_name, namespace=self.namespace)
-            async with asyncio.timeout(30):
-                await d.stop.remote()
-        for i in range(spec.shards):
+        if not self.keep_actors:  # a runtime that joined running actors leaves them running
             with contextlib.suppress(Exception):
-                h = ray.get_actor(spec.shard_name(i), namespace=self.namespace)
-                async with asyncio.timeout(60):
-                    await h.close.remote()
-        if not self.keep_actors:
+                d = ray.get_actor(spec.dispatcher_name, namespace=self.namespace)
+                async with asyncio.timeout(30):
+                    await d.stop.remote()
+            for i in range(spec.shards):
+                with contextlib.suppress(Exception):
+                    h = ray.get_actor(spec.shard_name(i), namespace=self.namespace)
+                    async with asyncio.timeout(60):
+                        await h.close.remote()
             kill_actors(spec)
         _clients.pop((spec.app, spec.namespace, spec.store_url), None)
         if self._journal is not None:
