@@ -283,6 +283,19 @@ class Recorder:
         return await call_next()
 
 
+async def test_a_command_id_known_from_a_snapshot_returns_its_events(make_runtime):
+    async with make_runtime(storage_name="j", snapshot_every=3).create() as rt:
+        first = await rt.run(add_twice, "s1", Add(amount=2), command_id="twice")
+        for _ in range(4):
+            await rt.run(add, "s1", Add(amount=1))
+        await rt.passivate_all()
+    async with make_runtime(storage_name="j", snapshot_every=3).create() as rt2:
+        again = await rt2.run(add_twice, "s1", Add(amount=2), command_id="twice")
+        assert again.duplicate and again.version == first.version == 2
+        assert [(e.version, e.payload.amount) for e in again.events] == [(1, 2), (2, 2)]
+        assert (await rt2.get_aggregate(counters, "s1")).version == 6
+
+
 async def test_middleware_wraps_commands_and_actions(make_runtime, tmp_path):
     log = tmp_path / "calls.txt"
     async with make_runtime(domain.service).use(Recorder(log)).create() as rt:

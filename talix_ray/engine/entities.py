@@ -31,8 +31,8 @@ class Entity:
     of entities, so each one is kept small).
     """
 
-    __slots__ = ("aggregate_id", "busy", "last_record", "loaded", "recent", "snapshot_version",
-                 "state", "store", "users", "version", "waiters")
+    __slots__ = ("aggregate_id", "busy", "last_record", "loaded", "recent", "restored",
+                 "snapshot_version", "state", "store", "users", "version", "waiters")
 
     def __init__(self, store: EventStore[Any], aggregate_id: str) -> None:
         self.store = store
@@ -42,6 +42,8 @@ class Entity:
         self.loaded = False
         self.last_record: StoredEvent | None = None
         self.recent: OrderedDict[str, CommandResult] | None = None
+        # command ids known from a snapshot only: how many events each appended
+        self.restored: dict[str, int] | None = None
         self.busy = False
         self.waiters: deque[asyncio.Future[None]] | None = None
         self.users = 0
@@ -137,6 +139,10 @@ class EntityHost:
             if command_id is not None and entity.recent is not None:
                 seen = entity.recent.get(command_id)
                 if seen is not None:
+                    if entity.restored and command_id in entity.restored:
+                        seen = await self._restore_events(entity, seen,
+                                                          entity.restored.pop(command_id))
+                        entity.recent[command_id] = seen
                     return CommandResult(seen.store, seen.aggregate_id, seen.version, seen.events,
                                          command_id, duplicate=True)
             state = entity.state
@@ -198,6 +204,14 @@ class EntityHost:
             return result
         raise VersionConflict(f"{store.name}/{entity.aggregate_id}: too many conflicts")
 
+    async def _restore_events(self, entity: Entity, seen: CommandResult,
+                              count: int) -> CommandResult:
+        """The events of a command known from a snapshot only, read back from the journal."""
+        records = await self.journal.read_stream(entity.store.name, entity.aggregate_id,
+                                                 after_version=seen.version - count)
+        events = tuple(entity.store.decode(r) for r in records if r.version <= seen.version)
+        return seen._replace(events=events)
+
     def _remember(self, entity: Entity, command_id: str, result: CommandResult) -> None:
         recent = entity.recent
         if recent is None:
@@ -237,14 +251,17 @@ class EntityHost:
         state = store.initial_state
         version = 0
         recent: OrderedDict[str, CommandResult] = OrderedDict()
+        restored: dict[str, int] = {}
         adapter = self._state_adapter(store) if self._snapshots_every(store) else None
         snap, records = await self.journal.load_aggregate(
             store.name, entity.aggregate_id, store.reducer_hash if adapter else None)
         if snap is not None and adapter is not None:
             state = adapter.validate_python(snap.state)
             version = snap.version
-            for cid, v, _n in snap.recent_command_ids:
+            for cid, v, n in snap.recent_command_ids:
                 recent[cid] = CommandResult(store.name, entity.aggregate_id, v, (), cid)
+                if n:
+                    restored[cid] = n
         entity.snapshot_version = version
         last_record = None
         if version > 0 and records and records[0].version == version:
@@ -270,6 +287,7 @@ class EntityHost:
         entity.version = version
         entity.last_record = records[-1] if records else last_record
         entity.recent = recent or None
+        entity.restored = {c: n for c, n in restored.items() if c in recent} or None
         entity.loaded = True
 
     def _remember_group(self, recent: OrderedDict[str, CommandResult],
