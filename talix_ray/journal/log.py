@@ -142,8 +142,7 @@ class ObjectStoreJournal(Journal):
             after_key = prefix + f"{start:012d}" if start > 1 else None
             listing = await with_retries("list chunks", lambda a=after_key: self.store.list_all(
                 prefix, start_after=a))
-            ranges = sorted((*fmt.chunk_range(k), k) for k in listing.keys
-                            if not fmt.is_snapshot(k))
+            ranges = _chunk_ranges(listing.keys)
             if after_key is None or (ranges and ranges[0][0] <= after_version + 1):
                 return ranges
             span *= 8
@@ -167,18 +166,17 @@ class ObjectStoreJournal(Journal):
         prefix = fmt.stream_prefix(store, aggregate_id)
         page = await with_retries("list stream", lambda: self.store.list(prefix))
         mark = fmt.snapshot_prefix(store, aggregate_id, reducer_hash or "")
-        if page.truncated:  # a long history: look the snapshots up, then list from there
-            snaps = (await with_retries("list snapshots", lambda: self.store.list_all(
-                mark))).keys if reducer_hash else []
-            snap = await self._read_snapshot(max(snaps)) if snaps else None
-            after = max(snap.version - 1, 0) if snap else 0
-            ranges = await self._chunk_keys(store, aggregate_id, after)
+        if not reducer_hash:
+            snaps: list[str] = []
+        elif page.truncated:  # a long history: its snapshots sort last, look them up directly
+            snaps = (await with_retries("list snapshots",
+                                        lambda: self.store.list_all(mark))).keys
         else:
-            snaps = [k for k in page.keys if reducer_hash and k.startswith(mark)]
-            snap = await self._read_snapshot(max(snaps)) if snaps else None
-            after = max(snap.version - 1, 0) if snap else 0
-            ranges = sorted((*fmt.chunk_range(k), k) for k in page.keys
-                            if not fmt.is_snapshot(k))
+            snaps = [k for k in page.keys if k.startswith(mark)]
+        snap = await self._read_snapshot(max(snaps)) if snaps else None
+        after = max(snap.version - 1, 0) if snap else 0
+        ranges = await self._chunk_keys(store, aggregate_id, after) if page.truncated \
+            else _chunk_ranges(page.keys)
         return snap, await self._events(store, aggregate_id, after, tail, ranges)
 
     async def _tail(self, store: str, aggregate_id: str) -> list[StoredEvent]:
@@ -426,3 +424,8 @@ class ObjectStoreJournal(Journal):
     async def delete_deadletter(self, consumer: str, key: str) -> None:
         okey = fmt.deadletter_prefix(check_name("consumer", consumer)) + key
         await with_retries("delete dead letter", lambda: self.store.delete(okey))
+
+
+def _chunk_ranges(keys: list[str]) -> list[tuple[int, int, str]]:
+    """``(first, last, key)`` of the chunk keys of a stream folder, by first version."""
+    return sorted((*fmt.chunk_range(k), k) for k in keys if not fmt.is_snapshot(k))
