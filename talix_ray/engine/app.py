@@ -54,6 +54,14 @@ class App:
                                                  f"(second in service {svc.name})")
                     index[item.name] = item  # type: ignore[index]
         stored_types = {et.name for s in app.stores.values() for et in s.event_types.values()}
+        for view in app.projections.values():
+            if view.name == "events":
+                raise ConfigurationError("the view name 'events' is taken by the built-in view "
+                                         "of every event")
+            for name in view.handlers:
+                if name not in stored_types:
+                    raise ConfigurationError(f"view {view.name} folds {name}, which no added "
+                                             "event store declares")
         for action in app.actions.values():
             if (trig := action.event_trigger) is not None:
                 for et in trig.event_types:

@@ -143,8 +143,7 @@ class EntityHost:
                         seen = await self._restore_events(entity, seen,
                                                           entity.restored.pop(command_id))
                         entity.recent[command_id] = seen
-                    return CommandResult(seen.store, seen.aggregate_id, seen.version, seen.events,
-                                         command_id, duplicate=True)
+                    return seen._replace(command_id=command_id, duplicate=True)
             state = entity.state
             if command.wants_ctx:
                 ctx = self._context_factory(entity, command, command_id) \
@@ -181,7 +180,7 @@ class EntityHost:
             commit = Commit(store.name, entity.aggregate_id, entity.version, tuple(records),
                             command_id)
             try:
-                await self.journal.append(commit)
+                seq = await self.journal.append(commit)
             except VersionConflict:
                 if attempt >= command.max_retries:
                     raise
@@ -192,7 +191,9 @@ class EntityHost:
                 entity.loaded = False
                 raise
             result = CommandResult(store.name, entity.aggregate_id, version, tuple(events),
-                                   command_id)
+                                   command_id, False,
+                                   self.journal.partition_of(store.name, entity.aggregate_id),
+                                   seq)
             entity.state = state
             entity.version = version
             entity.last_record = records[-1]

@@ -27,12 +27,19 @@ class LocalRuntime(Runtime):
     small jobs; it has exactly the semantics of the RayRuntime. One journal has one dispatcher:
     further runtimes on the same journal pass ``dispatch=False`` (a second copy would find
     its checkpoint taken and stop).
+
+    Views (``talix_ray.views``) are kept up to date by a task per view: in ``views/`` of the
+    journal's object store, or in a temporary directory when events live in memory and the
+    services declare projections. ``views=False`` runs none; ``views="file:///path"`` or
+    ``"s3://bucket/prefix"`` puts them in that store's ``views/``. ``view_options`` tune the
+    runners (``batch_events``, ``linger``, ``poll_interval``, ``cache_rows``).
     """
 
     def __init__(self, journal: Journal | None = None, *, max_active: int = 100_000,
                  max_concurrency: int = 32, poll_interval: float = 1.0,
                  timers: bool = True, dispatch: bool = True,
-                 snapshot_every: int | None = None) -> None:
+                 snapshot_every: int | None = None, views: bool | str | Any = None,
+                 view_options: dict[str, Any] | None = None) -> None:
         super().__init__()
         if max_active < 1:
             raise ConfigurationError("max_active must be >= 1")
@@ -45,6 +52,9 @@ class LocalRuntime(Runtime):
         self._host: EntityHost | None = None
         self.snapshot_every = snapshot_every
         self._dispatcher: Dispatcher | None = None
+        self._views_arg = views
+        self._view_options = dict(view_options or {})
+        self._view_host: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kw: Any) -> LocalRuntime:
@@ -84,8 +94,44 @@ class LocalRuntime(Runtime):
         if self._timers_enabled:
             for action in self.app.timer_actions.values():
                 self._background.append(asyncio.create_task(self.timer_loop(action)))
+        await self._start_views()
+
+    def _view_location(self) -> Any:
+        from ..views import ViewLocation
+
+        arg = self._views_arg
+        if arg is False:
+            return None
+        if isinstance(arg, ViewLocation):
+            return arg
+        if isinstance(arg, str):
+            return ViewLocation.of_url(arg)
+        if arg not in (None, True):
+            raise ConfigurationError("views= takes True, False, a store URL or a ViewLocation")
+        found = ViewLocation.of_store(getattr(self._journal, "store", None))
+        if found is None and (arg is True or (self.app and self.app.projections)):
+            found = ViewLocation.temporary()
+        return found
+
+    async def _start_views(self) -> None:
+        location = self._view_location()
+        if location is None:
+            return
+        from ..views.catalog import ViewCatalog
+        from ..views.host import ViewHost, app_folds
+
+        assert self.app is not None
+        folds = app_folds(self.app)
+        host = ViewHost(folds, self._journal, location,
+                        **{"linger": self._poll_interval / 2, **self._view_options})
+        await host.start()
+        self._view_host = host
+        self._views = ViewCatalog(location, [f.name for f in folds], self._journal, host.status)
 
     async def _stop(self) -> None:
+        if self._view_host is not None:
+            await self._view_host.stop()
+            self._view_host = None
         if self._dispatcher is not None:
             await self._dispatcher.stop()
             self._dispatcher = None

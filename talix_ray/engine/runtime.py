@@ -91,6 +91,7 @@ class Runtime(ABC):
         self.app: App | None = None
         self._started = False
         self._background: list[asyncio.Task[Any]] = []
+        self._views: Any = None
 
     # -- building ---------------------------------------------------------------------------
     def register(self, kind: type[T], impl: T) -> Self:
@@ -353,6 +354,16 @@ class Runtime(ABC):
         action = app.action(letter["action"])
         await self.execute_triggered(action, StoredEvent.from_json(letter["event"]), 1)
         await self.journal.delete_deadletter("dispatcher", key)
+
+    @property
+    def views(self) -> Any:
+        """The views this runtime keeps (a :class:`~talix_ray.views.ViewCatalog`): open one,
+        wait for a command's events to reach it, see each view's lag."""
+        self._require_started()
+        if self._views is None:
+            raise ConfigurationError("this runtime runs no views (views=False, or events in "
+                                     "memory and no projections declared)")
+        return self._views
 
     @abstractmethod
     async def settle(self, timeout: float = 30.0) -> None:

@@ -25,7 +25,9 @@ Placement = Literal["sharded", "dedicated"]
 
 
 class CommandResult(NamedTuple):
-    """What a command did: the events it appended and the aggregate's version after it."""
+    """What a command did: the events it appended, the aggregate's version after it and
+    where in the log the events are (``partition``, segment ``seq``; unknown for a command id
+    repeated after its aggregate was reloaded)."""
 
     store: str
     aggregate_id: str
@@ -33,6 +35,8 @@ class CommandResult(NamedTuple):
     events: tuple[Event[Any], ...] = ()
     command_id: str | None = None
     duplicate: bool = False
+    partition: int | None = None
+    seq: int | None = None  # the log segment holding the events (for read-your-writes)
 
     @property
     def appended(self) -> bool:

@@ -85,6 +85,11 @@ class ObjectStore(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
+    def table_location(self, path: str) -> tuple[str, dict[str, str]] | None:
+        """Where other engines (Delta Lake) reach ``path`` of this store: a URI and its
+        storage options; ``None`` when the store is private to this process."""
+        return None
+
     async def list_all(self, prefix: str, *, start_after: str | None = None,
                        delimiter: str | None = None) -> Listing:
         """Every page of a listing, concatenated."""

@@ -32,6 +32,9 @@ class LocalObjectStore(ObjectStore):
         self.root.mkdir(parents=True, exist_ok=True)
         self.url = f"file://{self.root}"
 
+    def table_location(self, path: str) -> tuple[str, dict[str, str]] | None:
+        return str(self.root / check_key(path)), {}
+
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 

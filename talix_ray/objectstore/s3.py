@@ -70,6 +70,20 @@ class S3ObjectStore(ObjectStore):
         # a store travels to Ray workers as its configuration; each process opens its own
         return (_reopen, (self._args, self._kwargs))
 
+    def table_location(self, path: str) -> tuple[str, dict[str, str]] | None:
+        opts = {"conditional_put": "etag"}  # atomic Delta commits without a lock table
+        kw = self._kwargs
+        if kw["endpoint_url"]:
+            opts["AWS_ENDPOINT_URL"] = str(kw["endpoint_url"])
+            if str(kw["endpoint_url"]).startswith("http://"):
+                opts["AWS_ALLOW_HTTP"] = "true"
+        opts["AWS_REGION"] = str(kw["region"] or "us-east-1")
+        if kw["access_key"]:
+            opts["AWS_ACCESS_KEY_ID"] = str(kw["access_key"])
+        if kw["secret_key"]:
+            opts["AWS_SECRET_ACCESS_KEY"] = str(kw["secret_key"])
+        return f"s3://{self.bucket}/{self._k(path)}", opts
+
     def _k(self, key: str) -> str:
         return self.prefix + check_key(key)
 

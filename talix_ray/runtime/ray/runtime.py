@@ -199,8 +199,7 @@ class RayRuntime(Runtime):
             result = await self.router.shard_call(p, "execute", store.name, command.name,
                                                   aggregate_id, input, cid)
         if command_id is None and result.command_id == cid:
-            result = CommandResult(result.store, result.aggregate_id, result.version,
-                                   result.events, None, result.duplicate)
+            result = result._replace(command_id=None)
         return result  # type: ignore[no-any-return]
 
     async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate:

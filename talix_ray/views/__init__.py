@@ -1,0 +1,89 @@
+"""Views: projections of the log kept as Delta Lake tables under ``views/{name}/``.
+
+Read them anywhere (a notebook, a script, a job)::
+
+    from talix_ray import views
+
+    expenses = views.open("expenses")          # the store from TALIX_STORE
+    expenses.sql("select vendor, sum(amount) from expenses group by vendor").df()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model.errors import NotFound
+from . import delta
+from .catalog import ViewCatalog
+from .fold import EVENTS_VIEW, EventsFold, Fold, ProjectionError, ProjectionFold
+from .location import ViewLocation
+from .runner import ViewRunner, ViewSchemaChanged
+from .schema import RowSchema, arrow_schema
+from .view import View, connect_views
+
+
+def _location(settings: Any = None, location: ViewLocation | str | None = None) -> ViewLocation:
+    if isinstance(location, ViewLocation):
+        return location
+    if isinstance(location, str):
+        return ViewLocation.of_url(location)
+    return ViewLocation.of_settings(settings)
+
+
+def _journal_factory(settings: Any) -> Any:
+    def make() -> Any:
+        from ..settings import Settings, open_journal
+
+        return open_journal(settings or Settings())
+    return make
+
+
+def open(name: str, settings: Any = None, *,
+         location: ViewLocation | str | None = None) -> View:
+    """A view of the store the settings (``TALIX_*``) name, or of ``location`` (a store URL
+    or a :class:`ViewLocation`). :class:`NotFound` if no runner has written it yet."""
+    loc = _location(settings, location)
+    view = View(name, loc, journal=_journal_factory(settings) if location is None else None)
+    if not delta.exists(view.uri, loc.storage_options):
+        raise NotFound(f"no view {name!r} at {loc.base} (is a runtime with that view running "
+                       f"on this store?)")
+    return view
+
+
+def names(settings: Any = None, *, location: ViewLocation | str | None = None) -> list[str]:
+    """The views that have a table in the store."""
+    import asyncio
+
+    from ..objectstore import open_store
+    from ..settings import Settings
+
+    loc = _location(settings, location)
+    if loc.is_local:
+        import os
+
+        base = loc.base.removeprefix("file://")
+        if not os.path.isdir(base):
+            return []
+        return sorted(n for n in os.listdir(base)
+                      if os.path.isdir(os.path.join(base, n, "_delta_log")))
+    s = settings or Settings()
+    store = open_store(s.store, **s.s3_options())
+    listing = asyncio.run(store.list_all("views/", delimiter="/"))
+    return sorted(p.removeprefix("views/").strip("/") for p in listing.prefixes)
+
+
+def connect(settings: Any = None, *, location: ViewLocation | str | None = None) -> Any:
+    """A DuckDB connection where every view of the store is a table named after it."""
+    loc = _location(settings, location)
+    return connect_views(View(n, loc) for n in names(settings, location=loc))
+
+
+def sql(query: str, settings: Any = None, *,
+        location: ViewLocation | str | None = None) -> Any:
+    """DuckDB SQL over every view of the store (joins welcome); a DuckDB relation."""
+    return connect(settings, location=location).sql(query)
+
+
+__all__ = ["EVENTS_VIEW", "EventsFold", "Fold", "ProjectionError", "ProjectionFold", "RowSchema",
+           "View", "ViewCatalog", "ViewLocation", "ViewRunner", "ViewSchemaChanged",
+           "arrow_schema", "connect", "connect_views", "names", "open", "sql"]
