@@ -53,6 +53,7 @@ def open(name: str, settings: Any = None, *,
 def names(settings: Any = None, *, location: ViewLocation | str | None = None) -> list[str]:
     """The views that have a table in the store."""
     import asyncio
+    import concurrent.futures
 
     from ..objectstore import open_store
     from ..settings import Settings
@@ -68,7 +69,8 @@ def names(settings: Any = None, *, location: ViewLocation | str | None = None) -
                       if os.path.isdir(os.path.join(base, n, "_delta_log")))
     s = settings or Settings()
     store = open_store(s.store, **s.s3_options())
-    listing = asyncio.run(store.list_all("views/", delimiter="/"))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # safe inside a running loop
+        listing = pool.submit(asyncio.run, store.list_all("views/", delimiter="/")).result()
     return sorted(p.removeprefix("views/").strip("/") for p in listing.prefixes)
 
 

@@ -53,7 +53,10 @@ class ViewHost:
         out = []
         for runner in self.runners.values():
             stats = runner.stats()
-            with contextlib.suppress(Exception):
+            try:
                 stats["lag"] = await runner.lag()
+            except Exception as exc:  # storage trouble: report it, do not fail the status
+                stats["lag"] = None
+                stats["error"] = stats["error"] or f"lag unknown: {exc}"
             out.append(stats)
         return out

@@ -271,8 +271,10 @@ class ViewRunner:
 
     async def lag(self) -> int:
         """Segments written but not yet in the view, over all partitions."""
-        return sum(max(0, await self.journal.head(p) - self.offsets.get(p, 0))
-                   for p in range(self.journal.partitions))
+        total = 0
+        for p in range(self.journal.partitions):
+            total += max(0, await self.journal.head(p) - self.offsets.get(p, 0))
+        return total
 
     def stats(self) -> dict[str, Any]:
         """Status and counters."""
