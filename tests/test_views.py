@@ -349,3 +349,81 @@ async def test_two_runners_of_one_view_never_double_rows(tmp_path):
     for r in runners:
         r.close()
     await journal.close()
+
+
+# -- crashes ------------------------------------------------------------------------------------
+def _crash_run(root: Any, *args: str, kill_after: float | None = None) -> int:
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "tests.view_crash", str(root), *args],
+                            cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": str(repo)})
+    head = b""
+    if kill_after is not None:
+        assert proc.stdout is not None
+        head = proc.stdout.readline()  # "folding": the runners start now
+        try:
+            proc.wait(kill_after)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode in (0, 137, -9), (head + out).decode()
+    return proc.returncode
+
+
+def _check_views(location: ViewLocation, expected: dict | None, events: int, deposits: int,
+                 owners: dict | None) -> None:
+    """No row doubled; with ``expected``, nothing lost either."""
+    from talix_ray.views import delta
+
+    if not delta.exists(location.uri("events"), {}):
+        return
+    ev = open_view("events", location=location).to_arrow().to_pylist()
+    assert len({(e["aggregate_id"], e["version"]) for e in ev}) == len(ev) <= events
+    dep = open_view("deposits", location=location).to_arrow().to_pylist() \
+        if delta.exists(location.uri("deposits"), {}) else []
+    assert len({(d["account_id"], d["version"]) for d in dep}) == len(dep) <= deposits
+    if expected is None:
+        return
+    assert len(ev) == events and len(dep) == deposits
+    assert balances_of(open_view("balances", location=location)) == expected
+    got = {r["owner"]: r["accounts"]
+           for r in open_view("owners", location=location).to_arrow().to_pylist()}
+    assert got == owners
+
+
+async def test_killing_the_runner_at_any_point_of_a_batch_loses_and_doubles_nothing(tmp_path):
+    import random
+    import shutil
+
+    root = tmp_path / "store"
+    rt = file_runtime(root, views=False)
+    async with rt:
+        expected = await seed(rt, 30, 5)
+    location = ViewLocation(str(root / "views"))
+    total_events, total_deposits = 30 + 150 + 6, 150
+    owners = {"o0": 10, "o1": 10, "o2": 10}
+    # die at each point of a batch (after reading, after folding, after the Delta commit),
+    # early and later in the log, resuming each time from what the tables say
+    for point in ("read", "folded", "committed"):
+        shutil.rmtree(location.base, ignore_errors=True)
+        for nth in (1, 6):
+            assert _crash_run(root, point, str(nth)) == 137
+            _check_views(location, None, total_events, total_deposits, owners)
+        assert _crash_run(root) == 0
+        _check_views(location, expected, total_events, total_deposits, owners)
+    # and real SIGKILLs at random moments (some inside a Delta write)
+    shutil.rmtree(location.base, ignore_errors=True)
+    rng = random.Random(7)
+    killed = 0
+    for _ in range(6):
+        killed += _crash_run(root, kill_after=rng.uniform(0.0, 0.25)) == -9
+        _check_views(location, None, total_events, total_deposits, owners)
+    assert killed >= 2  # the kills did land while the runner was working
+    assert _crash_run(root) == 0
+    _check_views(location, expected, total_events, total_deposits, owners)
