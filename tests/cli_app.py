@@ -8,3 +8,9 @@ from . import domain
 
 def build(settings: Settings) -> LocalRuntime:
     return LocalRuntime.from_settings(settings).add(domain.service).create()
+
+
+def bank(settings: Settings) -> LocalRuntime:
+    from . import views_domain
+
+    return LocalRuntime.from_settings(settings).add(views_domain.service).create()

@@ -60,3 +60,63 @@ async def test_deadletters_list_and_retry(tmp_path):
     missing = talix("deadletters", "retry", "nope", "--app", "tests.cli_app:build",
                     "--store", store)
     assert missing.returncode == 2 and "no dead letter 'nope'" in missing.stdout
+
+
+async def test_views_list_show_and_rebuild(tmp_path):
+    from talix_ray.settings import Settings
+
+    from .cli_app import bank
+    from .views_domain import Deposit, Open, deposit, open_account
+
+    store = f"file://{tmp_path}/events"
+    runtime = bank(Settings(store=store))
+    runtime._view_options = {"linger": 0.02}
+    async with runtime:
+        for i in range(3):
+            await runtime.run(open_account, f"a{i}", Open(owner="ann"))
+        last = await runtime.run(deposit, "a1", Deposit(amount="2.50"))
+        await runtime.views.wait_for(last)
+    listed = talix("views", "list", "--store", store)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "4 view(s)" in listed.stdout
+    line = next(x for x in listed.stdout.splitlines() if "balances" in x)
+    assert line.split("│")[3].strip() == "3" and line.split("│")[4].strip() == "0"  # rows, lag
+    shown = talix("views", "show", "balances", "--store", store, "--sql",
+                  "select owner, sum(balance) as total from balances group by owner")
+    assert shown.returncode == 0 and "ann" in shown.stdout and "2.50" in shown.stdout
+    rebuilt = talix("views", "rebuild", "balances", "--app", "tests.cli_app:bank",
+                    "--store", store)
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert "rebuilt balances: table version" in rebuilt.stdout
+    again = talix("views", "show", "balances", "--store", store)
+    assert again.returncode == 0 and "3 row(s)" in again.stdout
+    for bad, message in ((("views", "show", "nope", "--store", store), "no view 'nope'"),
+                         (("views", "show", "balances", "--store", store, "--sql", "selec"),
+                          "the query failed"),
+                         (("views", "rebuild", "nope", "--app", "tests.cli_app:bank",
+                           "--store", store), "no view 'nope' in the application"),
+                         (("views", "list", "--store", "memory://"), "memory://")):
+        r = talix(*bad)
+        assert r.returncode == 2 and message in r.stdout, r.stdout + r.stderr
+        assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_the_test_command_exits_with_pytest_status_after_delta_work(tmp_path):
+    """The suite's exit code is pytest's even though deltalake may abort at teardown."""
+    (tmp_path / "test_delta.py").write_text(
+        "import pyarrow as pa, deltalake, os\n"
+        "def test_write(tmp_path):\n"
+        "    deltalake.write_deltalake(str(tmp_path / 't'), pa.table({'a': [1]}))\n"
+        "    assert deltalake.DeltaTable(str(tmp_path / 't')).version() == 0\n"
+        "    assert os.environ.get('FAIL') is None\n")
+    for fail, code in ((None, 0), ("1", 1)):
+        env = {"PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(ROOT)}
+        if fail:
+            env["FAIL"] = fail
+        for _ in range(3):
+            r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p",
+                                "talix_ray.pytest_plugin", "-p", "no:cacheprovider",
+                                str(tmp_path / "test_delta.py")], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=120, env=env)
+            assert r.returncode == code, r.stdout + r.stderr
+            assert ("1 passed" if code == 0 else "1 failed") in r.stdout

@@ -1,0 +1,98 @@
+"""What ``talix views`` does, as plain functions (the CLI only prints)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from ..model.errors import NotFound
+from ..settings import Settings
+from . import delta
+from .fold import EVENTS_VIEW, EventsFold, Fold, ProjectionFold
+from .location import ViewLocation
+from .runner import ViewRunner
+from .view import View
+
+
+def read_journal(settings: Settings) -> Any:
+    """A read-only journal on the settings' store (it never writes the log)."""
+    from ..journal import ObjectStoreJournal
+    from ..objectstore import open_store
+
+    if settings.store == "memory://":
+        raise NotFound("the store is memory:// (private to its process): set TALIX_STORE or "
+                       "--store to a file:// or s3:// store")
+    store = open_store(settings.store, **(settings.s3_options()
+                                          if settings.store.startswith("s3://") else {}))
+    return ObjectStoreJournal(store, owned=[])
+
+
+async def list_views(settings: Settings) -> list[dict[str, Any]]:
+    """Each view in the store: version, rows, last commit and lag (segments behind the log)."""
+    from . import names
+
+    location = ViewLocation.of_settings(settings)
+    journal = read_journal(settings)
+    await journal.open()
+    try:
+        heads = {p: await journal.head(p) for p in range(journal.partitions)}
+        out = []
+        for name in names(settings):
+            view = View(name, location)
+            table = view.table()
+            offsets = delta.offsets(table, name, journal.partitions)
+            last = table.history(1)[0] if table.version() > 0 else {}
+            out.append({"view": name, "version": table.version(), "rows": view.count(),
+                        "description": table.metadata().description or "",
+                        "last_commit_ms": last.get("timestamp"),
+                        "lag": sum(max(0, h - offsets[p]) for p, h in heads.items())})
+        return out
+    finally:
+        await journal.close()
+
+
+def load_app(app_ref: str, settings: Settings) -> Any:
+    """The application (its stores and projections) that ``module:attr`` names: a runtime or
+    a function of the settings making one."""
+    import os
+    import sys
+
+    from ..engine.runtime import Runtime
+
+    if os.getcwd() not in sys.path:  # like `python -m`: the project's own modules import
+        sys.path.insert(0, os.getcwd())
+    module, _, attr = app_ref.partition(":")
+    target = getattr(importlib.import_module(module), attr or "runtime")
+    runtime = target(settings) if callable(target) and not isinstance(target, Runtime) \
+        else target
+    if not isinstance(runtime, Runtime):
+        raise NotFound(f"{app_ref} is not a runtime or a function making one")
+    if runtime.app is None:
+        runtime.create()
+    return runtime.app
+
+
+def fold_of(app: Any, name: str) -> Fold:
+    """The fold of view ``name`` in ``app`` (the built-in ``events`` view included)."""
+    if name == EVENTS_VIEW:
+        return EventsFold()
+    projection = app.projections.get(name)
+    if projection is None:
+        known = ", ".join([EVENTS_VIEW, *app.projections])
+        raise NotFound(f"no view {name!r} in the application (views: {known})")
+    return ProjectionFold(projection, lambda r: app.store(r.store).decode(r))
+
+
+async def rebuild(settings: Settings, app: Any, name: str,
+                  progress: Callable[[int, int], None] | None = None) -> int:
+    """Replay the log into a new version of view ``name``; returns that table version."""
+    fold = fold_of(app, name)
+    journal = read_journal(settings)
+    await journal.open()
+    runner = ViewRunner(fold, journal, ViewLocation.of_settings(settings))
+    try:
+        return await runner.rebuild(progress)
+    finally:
+        runner.close()
+        await journal.close()
