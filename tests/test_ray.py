@@ -31,7 +31,8 @@ def ray_runtime(s3_server, ray_session):
                             s3_endpoint=s3_server.endpoint, s3_access_key="talix",
                             s3_secret_key="talix-secret")
         return RayRuntime(settings=settings, app=f"t{uuid.uuid4().hex[:10]}", partitions=2,
-                          shards=2, poll_interval=0.05, **kw).add(service).create()
+                          shards=2, poll_interval=0.05,
+                          **{"views": False, **kw}).add(service).create()
 
     return make
 
@@ -106,3 +107,44 @@ async def test_a_second_driver_joins_the_running_actors_and_leaves_them(ray_runt
         assert r.version == 2
         await owner.settle(60)
         assert len(await owner.load_state(ledger, "res-j1")) == 2
+
+
+async def test_views_run_in_named_restartable_actors(s3_server, ray_session):
+    from decimal import Decimal
+
+    from talix_ray.runtime.ray import RayRuntime
+
+    from . import views_domain as bank
+
+    ray = ray_session
+    settings = Settings(store=f"s3://{s3_server.bucket}/ray-{uuid.uuid4().hex[:10]}",
+                        s3_endpoint=s3_server.endpoint, s3_access_key="talix",
+                        s3_secret_key="talix-secret")
+    rt = RayRuntime(settings=settings, app=f"v{uuid.uuid4().hex[:10]}", partitions=2, shards=1,
+                    poll_interval=0.05, view_options={"linger": 0.02}).add(bank.service).create()
+    async with rt:
+        ns = rt.namespace
+        names = {"events", "balances", "owners", "deposits"}
+        actors = {n: ray.get_actor(f"talix:{rt.app_name}:view:{n}", namespace=ns) for n in names}
+        for i in range(4):
+            await rt.run(bank.open_account, f"r{i}", bank.Open(owner="ray"))
+        last = await rt.run(bank.deposit, "r1", bank.Deposit(amount=Decimal("1.50")))
+        await rt.views.wait_for(last, timeout=60)
+        status = {s["view"]: s for s in await rt.views.status()}
+        assert set(status) == names and all(s["status"] == "running" for s in status.values())
+        pid = status["deposits"]["pid"]
+        ray.kill(actors["deposits"], no_restart=False)  # a crash: Ray restarts it
+        for i in range(4):
+            last = await rt.run(bank.deposit, f"r{i}", bank.Deposit(amount=Decimal(1)))
+        await rt.views.wait_for(last, "deposits", "balances", timeout=90)
+        again = {s["view"]: s for s in await rt.views.status()}
+        assert again["deposits"]["pid"] != pid and again["deposits"]["status"] == "running"
+        facts = rt.views.open("deposits").to_arrow().to_pylist()
+        assert len(facts) == 5 == len({(f["account_id"], f["version"]) for f in facts})
+        balance = {r["account_id"]: r["balance"]
+                   for r in rt.views.open("balances").to_arrow().to_pylist()}
+        assert balance == {"r0": Decimal(1), "r1": Decimal("2.50"), "r2": Decimal(1),
+                           "r3": Decimal(1)}
+    left = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if a["namespace"] == ns and a["name"].startswith(f"talix:{rt.app_name}:")]
+    assert left == []

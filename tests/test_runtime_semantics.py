@@ -95,7 +95,7 @@ def make_runtime(journal_kind, new_journal, storage, request):
                             s3_access_key="talix", s3_secret_key="talix-secret")
         kw.pop("timers", None)
         rt = RayRuntime(settings=settings, app=f"t{uuid.uuid4().hex[:10]}", partitions=2,
-                        shards=1, poll_interval=0.05, **kw).add(service)
+                        shards=1, poll_interval=0.05, **{"views": False, **kw}).add(service)
         made.append(rt)
         return rt
 

@@ -126,9 +126,12 @@ class View:
         deadline = time.monotonic() + timeout
         pause = 0.01
         while True:
-            table = delta.load(self.uri, self.location.storage_options)
-            if (table.transaction_version(delta.app_id(self.name, partition)) or 0) >= seq:
-                return self
+            try:
+                table = delta.load(self.uri, self.location.storage_options)
+                if (table.transaction_version(delta.app_id(self.name, partition)) or 0) >= seq:
+                    return self
+            except NotFound:
+                pass  # the runner has not created the table yet
             if time.monotonic() > deadline:
                 raise TimeoutError(f"view {self.name} has not reached segment {seq} of "
                                    f"partition {partition} within {timeout}s")

@@ -38,6 +38,9 @@ class RayRuntime(Runtime):
     Events live in ``store`` (``s3://bucket/prefix`` or ``file:///shared/path``: every process
     must reach it). ``shards`` defaults to the number of partitions, at most 4.
 
+    Views: a named actor per view, ``talix:{app}:view:{name}`` (the built-in ``events`` view
+    and each projection), writes ``views/{name}/`` of the store; ``views=False`` runs none.
+
     Starting creates the application's actors or joins them if they run (same ``app``,
     ``namespace`` and store). Stopping flushes and kills them — unless ``keep_actors=True``,
     which is what a second driver or a Serve replica that only joins them should pass.
@@ -49,7 +52,8 @@ class RayRuntime(Runtime):
                  snapshot_every: int | None = 500, max_active: int = 100_000,
                  idle_timeout: float = 60.0, actor_options: dict[str, Any] | None = None,
                  dispatch: bool = True, timers: bool = True, poll_interval: float = 1.0,
-                 keep_actors: bool = False, ray_init: dict[str, Any] | None = None) -> None:
+                 keep_actors: bool = False, ray_init: dict[str, Any] | None = None,
+                 views: bool = True, view_options: dict[str, Any] | None = None) -> None:
         super().__init__()
         s = settings or Settings()
         self.store_url = store or s.store
@@ -71,6 +75,8 @@ class RayRuntime(Runtime):
         self.poll_interval = poll_interval
         self.keep_actors = keep_actors
         self.ray_init = ray_init or {}
+        self.views_enabled = views
+        self.view_options = dict(view_options or {})
         self.policy = WriterPolicy(chunk_events=s.chunk_events, chunk_lag=s.chunk_lag)
         self.spec: AppSpec | None = None
         self._journal: ObjectStoreJournal | None = None
@@ -156,6 +162,37 @@ class RayRuntime(Runtime):
             dispatcher = DispatcherActor.options(name=self.spec.dispatcher_name, **opts) \
                 .remote(self.spec, self.timers)
             await dispatcher.start.remote()
+        if self.views_enabled:
+            await self._start_views(opts)
+
+    async def _start_views(self, opts: dict[str, Any]) -> None:
+        from ...views.catalog import ViewCatalog
+        from ...views.host import app_folds
+        from ...views.location import ViewLocation
+        from .views import ViewActor, view_actor_name
+
+        assert self.app is not None and self.spec is not None and self._journal is not None
+        names = [f.name for f in app_folds(self.app)]
+        handles = [ViewActor.options(name=view_actor_name(self.spec, n), **opts)
+                   .remote(self.spec, n, self.view_options) for n in names]
+        await asyncio.gather(*(h.start.remote() for h in handles))
+        location = ViewLocation.of_store(self._journal.store)
+        assert location is not None
+        self._views = ViewCatalog(location, names, self._journal, self._view_status)
+
+    async def _view_status(self) -> list[dict[str, Any]]:
+        from .views import view_actor_name
+
+        assert self.spec is not None and self._views is not None
+        out = []
+        for name in self._views.names:
+            try:
+                h = ray.get_actor(view_actor_name(self.spec, name), namespace=self.namespace)
+                async with asyncio.timeout(30):
+                    out.append(await h.status.remote())
+            except Exception as exc:  # restarting, or gone
+                out.append({"view": name, "status": "unavailable", "error": str(exc)})
+        return out
 
     def _open_store(self) -> Any:
         from ...objectstore import open_store
@@ -167,6 +204,13 @@ class RayRuntime(Runtime):
             return
         spec = self.spec
         if not self.keep_actors:  # a runtime that joined running actors leaves them running
+            for name in self._views.names if self._views is not None else []:
+                with contextlib.suppress(Exception):
+                    from .views import view_actor_name
+
+                    v = ray.get_actor(view_actor_name(spec, name), namespace=self.namespace)
+                    async with asyncio.timeout(30):
+                        await v.stop.remote()
             with contextlib.suppress(Exception):
                 d = ray.get_actor(spec.dispatcher_name, namespace=self.namespace)
                 async with asyncio.timeout(30):
