@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/core.py --quick
 	$(BIN)/python bench/journal.py --quick
 	$(BIN)/python bench/ray_entities.py --quick
+	$(BIN)/python bench/views.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,119 @@
+"""Benchmark: talix-ray's view runners vs a raw ``write_deltalake`` of the same rows.
+
+The log holds N events (default 200,000): accounts opened and deposited to, in a journal with
+4 partitions (in memory, so the log's own read cost — measured by bench/journal.py — stays out
+of it). In one run:
+  (a) the built-in ``events`` fact view projects the log from offset 0 into a fresh Delta table
+      (reading every partition in batches, building rows, one commit per batch with the
+      offsets as application transactions) vs one raw ``write_deltalake`` of the same rows
+      built from the same events → ``projection_ratio`` = raw time / talix time (goal ≥ 0.5);
+  (b) a state view (balances per account, merged by key) folds the same events into a fresh
+      table → ``state_events_per_s`` (goal ≥ 50,000).
+Rounds alternate talix and raw; the best of each counts. The process ends with os._exit (see
+the README's troubleshooting: deltalake may abort at interpreter exit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+import pyarrow as pa
+from _common import write_results
+from deltalake import write_deltalake
+
+from talix_ray.journal import Commit, MemoryJournal
+from talix_ray.model.events import StoredEvent
+from talix_ray.views import EventsFold, ProjectionFold, ViewLocation, ViewRunner
+from tests import views_domain as bank
+
+PER_ACCOUNT = 10  # one "opened" and nine deposits
+
+
+async def fill(n_events: int, partitions: int = 4) -> tuple[MemoryJournal, list[StoredEvent]]:
+    journal = MemoryJournal(partitions=partitions)
+    records: list[StoredEvent] = []
+    ts = 1_790_000_000_000_000
+    for a in range(n_events // PER_ACCOUNT):
+        aid = f"acct-{a:07d}"
+        events = [StoredEvent("accounts", aid, 1, bank.opened.name, {"owner": f"o{a % 97}"}, ts)]
+        events += [StoredEvent("accounts", aid, v, bank.deposited.name,
+                               {"amount": f"{(a * 7 + v) % 500}.{v:02d}"}, ts + v)
+                   for v in range(2, PER_ACCOUNT + 1)]
+        await journal.append(Commit("accounts", aid, 0, tuple(events), f"c{a}"))
+        records += events
+    return journal, records
+
+
+def raw_rows(records: list[StoredEvent]) -> pa.Table:
+    """What one would write by hand: the same columns, built straight from the events."""
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    schema = EventsFold.schema
+    cols = [[r.store for r in records], [r.aggregate_id for r in records],
+            [r.version for r in records], [r.type for r in records],
+            [r.schema_version for r in records], [r.timestamp_us for r in records],
+            [r.command_id for r in records], [dumps(r.payload) for r in records],
+            [None if r.metadata is None else dumps(r.metadata) for r in records]]
+    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(cols, schema,
+                                                                          strict=True)],
+                                schema=schema)
+
+
+async def project(journal: MemoryJournal, fold, base: str, batch: int) -> float:
+    runner = ViewRunner(fold, journal, ViewLocation(base), batch_events=batch, linger=0,
+                        compact_every=0)
+    t = time.perf_counter()
+    await runner.catch_up(timeout=600)
+    elapsed = time.perf_counter() - t
+    runner.close()
+    return elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="2 rounds (well under 60 s)")
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=50_000, help="events per view commit")
+    parser.add_argument("--rounds", type=int, default=None)
+    args = parser.parse_args()
+    rounds = args.rounds or (2 if args.quick else 4)
+    journal, records = await fill(args.events)
+    tmp = Path(tempfile.mkdtemp(prefix="talix-bench-views-"))
+    talix_t, raw_t, state_t = [], [], []
+    try:
+        for r in range(rounds):
+            base = tmp / f"r{r}"
+            talix_t.append(await project(journal, EventsFold(), str(base / "talix"), args.batch))
+            t = time.perf_counter()
+            write_deltalake(str(base / "raw" / "events"), raw_rows(records), mode="append")
+            raw_t.append(time.perf_counter() - t)
+            fold = ProjectionFold(bank.balances, bank.accounts.decode)
+            state_t.append(await project(journal, fold, str(base / "state"), args.batch))
+            shutil.rmtree(base, ignore_errors=True)
+            print(f"round {r + 1}: events view {talix_t[-1]:.2f}s, raw write {raw_t[-1]:.2f}s, "
+                  f"state view {state_t[-1]:.2f}s", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    n = len(records)
+    summary = {"projection_ratio": round(min(raw_t) / min(talix_t), 3),
+               "state_events_per_s": round(n / min(state_t))}
+    data = {"events": n, "batch_events": args.batch, "rounds": rounds,
+            "talix_events_view_s": talix_t, "raw_write_s": raw_t, "state_view_s": state_t,
+            "goals": {"projection_ratio": ">= 0.5", "state_events_per_s": ">= 50000"}}
+    write_results("views", data, summary)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    sys.stdout.flush()
+    os._exit(0)
