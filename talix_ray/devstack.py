@@ -83,6 +83,15 @@ async def run_demo(samples: str, console: Console, store: str = "embedded",
                               exp.vendor if exp else "", str(exp.date) if exp else "",
                               f"{exp.amount} {exp.currency}" if exp else "")
             console.print(table)
+            await runtime.views.catch_up("expenses", timeout=60)
+            totals = runtime.views.open("expenses").sql(
+                "select coalesce(vendor, '?') as vendor, currency, sum(amount) as total, "
+                "count(*) as n from expenses group by all order by total desc").fetchall()
+            view_table = Table("vendor", "total", "expenses",
+                               title="the expenses view (Delta Lake, DuckDB)")
+            for vendor, currency, total, n in totals:
+                view_table.add_row(vendor, f"{total} {currency}", str(n))
+            console.print(view_table)
             page = await runtime.list_aggregate_ids(documents.documents, limit=10_000)
             console.print(f"{len(page.ids)} document(s) in the store {runtime.journal_url}")
             dead = await runtime.deadletters()

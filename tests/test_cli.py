@@ -23,8 +23,11 @@ def test_dev_runs_the_example_on_a_file_store_and_keeps_it(tmp_path):
     assert first.returncode == 0, first.stderr
     assert "Blue Bottle Coffee" in first.stdout and "44.00 GBP" in first.stdout
     assert "4 document(s)" in first.stdout
+    assert "the expenses view" in first.stdout
     second = talix("dev", "--store", store)
     assert second.returncode == 0 and "8 document(s)" in second.stdout
+    view_lines = [x for x in second.stdout.splitlines() if "44.00 GBP" in x]
+    assert any(x.split("│")[-2].strip() == "2" for x in view_lines)  # both runs in the view
     assert list((tmp_path / "events" / "files").iterdir())  # the uploads, as objects
 
 

@@ -59,6 +59,16 @@ class ViewCatalog:
             await asyncio.gather(*(asyncio.to_thread(self.open(n).wait_for, result, timeout)
                                    for n in names))
 
+    async def catch_up(self, *views: str, timeout: float = 60.0) -> None:
+        """Wait until ``views`` (default: all) include everything written to the log so far."""
+        names = list(views) or self.names
+        for name in names:
+            self.open(name)
+        heads = {p: await self._journal.head(p) for p in range(self._journal.partitions)}
+        async with asyncio.timeout(timeout + 1):
+            await asyncio.gather(*(asyncio.to_thread(self.open(n).wait_for_offsets, heads,
+                                                     timeout) for n in names))
+
     async def status(self) -> list[dict[str, Any]]:
         """Each view's runner status, offsets and lag in segments."""
         if self._status is None:

@@ -123,18 +123,24 @@ class View:
         """Block until the view has folded the events of ``result`` (a command's result);
         returns the view. :class:`TimeoutError` if it has not within ``timeout`` seconds."""
         partition, seq = _position(result, self._journal)
+        return self.wait_for_offsets({partition: seq}, timeout)
+
+    def wait_for_offsets(self, targets: dict[int, int], timeout: float = 30.0) -> View:
+        """Block until the view's offsets reach ``targets`` (segment seq per partition)."""
         deadline = time.monotonic() + timeout
         pause = 0.01
         while True:
             try:
                 table = delta.load(self.uri, self.location.storage_options)
-                if (table.transaction_version(delta.app_id(self.name, partition)) or 0) >= seq:
+                if all((table.transaction_version(delta.app_id(self.name, p)) or 0) >= seq
+                       for p, seq in targets.items()):
                     return self
             except NotFound:
                 pass  # the runner has not created the table yet
             if time.monotonic() > deadline:
-                raise TimeoutError(f"view {self.name} has not reached segment {seq} of "
-                                   f"partition {partition} within {timeout}s")
+                behind = ", ".join(f"segment {s} of partition {p}" for p, s in targets.items())
+                raise TimeoutError(f"view {self.name} has not reached {behind} within "
+                                   f"{timeout}s")
             time.sleep(pause)
             pause = min(pause * 2, 0.2)
 
