@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     chunk_events: int = Field(256, ge=1, description="chunk a stream at N unchunked events")
     chunk_lag: int = Field(256, ge=1, description="chunk events K segments behind the head")
     max_active: int = Field(100_000, ge=1, description="active aggregates per host (LRU)")
+    view_linger: float = Field(1.0, ge=0, le=3600,
+                               description="seconds a view runner gathers events per commit")
+    view_batch_events: int = Field(50_000, ge=1, description="most events per view commit")
+
+    def view_options(self) -> dict[str, Any]:
+        """Options for the view runners."""
+        return {"linger": self.view_linger, "batch_events": self.view_batch_events}
 
     @field_validator("store")
     @classmethod

@@ -60,6 +60,7 @@ class LocalRuntime(Runtime):
     def from_settings(cls, settings: Settings | None = None, **kw: Any) -> LocalRuntime:
         """A runtime on the store the settings (``TALIX_*`` environment) name."""
         s = settings or Settings()
+        kw.setdefault("view_options", s.view_options())
         rt = cls(open_journal(s), max_active=s.max_active, **kw)
         rt.snapshot_every = None if s.store == "memory://" else s.snapshot_every
         return rt

@@ -91,7 +91,8 @@ class RayRuntime(Runtime):
         s = settings or Settings()
         options: dict[str, Any] = {"app": s.app, "partitions": s.partitions,
                                    "snapshot_every": s.snapshot_every,
-                                   "max_active": s.max_active, **kw}
+                                   "max_active": s.max_active,
+                                   "view_options": s.view_options(), **kw}
         return cls(s.store, settings=s, **options)
 
     # -- client mode: a runtime inside actors, tasks and Serve replicas ------------------------
