@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -121,7 +122,8 @@ async def test_views_run_in_named_restartable_actors(s3_server, ray_session):
                         s3_endpoint=s3_server.endpoint, s3_access_key="talix",
                         s3_secret_key="talix-secret")
     rt = RayRuntime(settings=settings, app=f"v{uuid.uuid4().hex[:10]}", partitions=2, shards=1,
-                    poll_interval=0.05, view_options={"linger": 0.02}).add(bank.service).create()
+                    poll_interval=0.05, view_options={"linger": 0.02, "poll_interval": 30.0}
+                    ).add(bank.service).create()
     async with rt:
         ns = rt.namespace
         names = {"events", "balances", "owners", "deposits"}
@@ -129,7 +131,9 @@ async def test_views_run_in_named_restartable_actors(s3_server, ray_session):
         for i in range(4):
             await rt.run(bank.open_account, f"r{i}", bank.Open(owner="ray"))
         last = await rt.run(bank.deposit, "r1", bank.Deposit(amount=Decimal("1.50")))
+        started = time.monotonic()
         await rt.views.wait_for(last, timeout=60)
+        assert time.monotonic() - started < 10  # the shard's hint woke the runners (no 30s poll)
         status = {s["view"]: s for s in await rt.views.status()}
         assert set(status) == names and all(s["status"] == "running" for s in status.values())
         pid = status["deposits"]["pid"]

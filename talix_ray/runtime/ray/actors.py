@@ -86,9 +86,9 @@ class ShardActor(_Hosting):
         self.partitions = spec.partitions_of(shard)
         self.journal = spec.journal(self.partitions)
         self.host = self._make_host(self.journal, spec.max_active)
-        self._hinting: set[int] = set()
-        self._dispatcher: Any = None
-        self._dispatcher_retry_at = 0.0
+        self._hinting: set[tuple[str, int]] = set()
+        self._consumers: dict[str, Any] = {}
+        self._lookup_after: dict[str, float] = {}
         self._hint_tasks: set[asyncio.Future[None]] = set()
 
     async def _ensure(self) -> None:
@@ -104,27 +104,33 @@ class ShardActor(_Hosting):
             self._started = True
 
     def _hint(self, partition: int, seq: int) -> None:
-        """Tell the dispatcher a segment landed (at most one hint in flight per partition)."""
-        if partition in self._hinting:
+        """Tell the log's consumers (the dispatcher, the view actors) a segment landed, so they
+        need not poll storage; at most one hint in flight per consumer and partition."""
+        for name in self.spec.consumer_names:
+            self._hint_one(name, partition, seq)
+
+    def _hint_one(self, name: str, partition: int, seq: int) -> None:
+        if (name, partition) in self._hinting:
             return
-        if self._dispatcher is None:
-            if time.monotonic() < self._dispatcher_retry_at:
+        handle = self._consumers.get(name)
+        if handle is None:
+            if time.monotonic() < self._lookup_after.get(name, 0.0):
                 return
             try:  # a GCS round trip: cached, and not retried more than once a second
-                self._dispatcher = ray.get_actor(self.spec.dispatcher_name,
-                                                 namespace=self.spec.namespace)
+                handle = self._consumers[name] = ray.get_actor(name,
+                                                               namespace=self.spec.namespace)
             except ValueError:
-                self._dispatcher_retry_at = time.monotonic() + 1.0
+                self._lookup_after[name] = time.monotonic() + 1.0
                 return
-        self._hinting.add(partition)
-        ref = self._dispatcher.hint.remote(partition, seq)
+        self._hinting.add((name, partition))
+        ref = handle.hint.remote(partition, seq)
 
         async def done() -> None:
             try:
                 await ref
             except Exception:
-                self._dispatcher = None  # gone or restarting: look it up again later
-            self._hinting.discard(partition)
+                self._consumers.pop(name, None)  # gone or restarting: look it up again later
+            self._hinting.discard((name, partition))
 
         task = asyncio.ensure_future(done())
         self._hint_tasks.add(task)

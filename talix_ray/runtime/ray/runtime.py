@@ -127,6 +127,7 @@ class RayRuntime(Runtime):
 
     # -- life cycle ---------------------------------------------------------------------------
     async def _start(self) -> None:
+        from ...views.host import app_folds
         from .actors import DispatcherActor, ShardActor
         from .router import Router
 
@@ -151,7 +152,8 @@ class RayRuntime(Runtime):
             middleware=cloudpickle.dumps(self.middleware),
             snapshot_every=self.snapshot_every, max_active=self.max_active,
             policy=self.policy, idle_timeout=self.idle_timeout,
-            actor_options=self.actor_options, poll_interval=self.poll_interval)
+            actor_options=self.actor_options, poll_interval=self.poll_interval,
+            views=[f.name for f in app_folds(self.app)] if self.views_enabled else [])
         self.router = Router(self.spec)
         opts = {"namespace": self.namespace, "lifetime": "detached", "get_if_exists": True,
                 "max_restarts": -1, "max_task_retries": 0, "num_cpus": 0,
@@ -168,12 +170,11 @@ class RayRuntime(Runtime):
 
     async def _start_views(self, opts: dict[str, Any]) -> None:
         from ...views.catalog import ViewCatalog
-        from ...views.host import app_folds
         from ...views.location import ViewLocation
         from .views import ViewActor, view_actor_name
 
         assert self.app is not None and self.spec is not None and self._journal is not None
-        names = [f.name for f in app_folds(self.app)]
+        names = self.spec.views
         handles = [ViewActor.options(name=view_actor_name(self.spec, n), **opts)
                    .remote(self.spec, n, self.view_options) for n in names]
         await asyncio.gather(*(h.start.remote() for h in handles))

@@ -57,6 +57,7 @@ class AppSpec:
     actor_options: dict[str, Any] = field(default_factory=dict)
     poll_interval: float = 1.0
     max_concurrency: int = 32
+    views: list[str] = field(default_factory=list)
 
     @classmethod
     def pack_services(cls, services: list[Service]) -> list[tuple[str, str] | bytes]:
@@ -133,3 +134,12 @@ class AppSpec:
     def dispatcher_name(self) -> str:
         """``talix:{app}:dispatcher``."""
         return f"talix:{self.app}:dispatcher"
+
+    def view_name(self, view: str) -> str:
+        """``talix:{app}:view:{name}`` — a view's runner actor."""
+        return f"talix:{self.app}:view:{view}"
+
+    @property
+    def consumer_names(self) -> list[str]:
+        """The actors a shard tells when a segment lands: the dispatcher and the views."""
+        return [self.dispatcher_name, *(self.view_name(v) for v in self.views)]

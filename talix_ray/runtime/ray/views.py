@@ -17,7 +17,7 @@ from .spec import AppSpec
 
 def view_actor_name(spec: AppSpec, view: str) -> str:
     """``talix:{app}:view:{name}``."""
-    return f"talix:{spec.app}:view:{view}"
+    return spec.view_name(view)
 
 
 @ray.remote(num_cpus=0)
@@ -49,6 +49,10 @@ class ViewActor:
         """Start following the log (idempotent)."""
         self._ensure_started()
         return True
+
+    async def hint(self, partition: int, seq: int) -> None:
+        """A shard says a segment landed (no need to wait for the next poll)."""
+        self.journal.hint(partition, seq)
 
     async def status(self) -> dict[str, Any]:
         """The runner's status, offsets and lag (segments)."""
