@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from ..model.errors import CorruptObject
 from ..model.events import StoredEvent
 from .base import Commit, Segment
@@ -100,7 +102,7 @@ def dumps(obj: dict[str, Any]) -> bytes:
 def loads(key: str, body: bytes, kind: str) -> dict[str, Any]:
     """Parse an object of ``kind``; :class:`CorruptObject` naming ``key`` if it is not one."""
     try:
-        obj = json.loads(body)
+        obj = orjson.loads(body)  # several times faster than json on segments
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptObject(f"{key}: not valid JSON ({exc})") from None
     if not isinstance(obj, dict):

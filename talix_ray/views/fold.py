@@ -5,12 +5,12 @@ A fold is pure bookkeeping; reading the log and committing to Delta Lake is the 
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pyarrow as pa
 from pydantic import BaseModel
 
@@ -56,6 +56,10 @@ class Fold:
         """Whether the record concerns this view at all."""
         raise NotImplementedError
 
+    def wants_store(self, store: str) -> bool | None:
+        """Whether every event of ``store`` concerns this view (``None``: ask per event)."""
+        return None
+
     def facts(self, records: Sequence[StoredEvent]) -> pa.Table:
         """The rows a fact view appends for ``records`` (in log order)."""
         raise NotImplementedError
@@ -84,20 +88,16 @@ class EventsFold(Fold):
     def wants(self, record: StoredEvent) -> bool:
         return not record.store.startswith(self._prefix)
 
+    def wants_store(self, store: str) -> bool | None:
+        return not store.startswith(self._prefix)
+
     def facts(self, records: Sequence[StoredEvent]) -> pa.Table:
-        dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-        cols: list[list[Any]] = [[], [], [], [], [], [], [], [], []]
-        (stores, ids, versions, types, schemas, stamps, commands, payloads, metas) = cols
-        for r in records:
-            stores.append(r.store)
-            ids.append(r.aggregate_id)
-            versions.append(r.version)
-            types.append(r.type)
-            schemas.append(r.schema_version)
-            stamps.append(r.timestamp_us)
-            commands.append(r.command_id)
-            payloads.append(dumps(r.payload))
-            metas.append(None if r.metadata is None else dumps(r.metadata))
+        dumps = orjson.dumps  # bytes: Arrow takes them as UTF-8 strings without a decode
+        cols = [[r.store for r in records], [r.aggregate_id for r in records],
+                [r.version for r in records], [r.type for r in records],
+                [r.schema_version for r in records], [r.timestamp_us for r in records],
+                [r.command_id for r in records], [dumps(r.payload) for r in records],
+                [None if r.metadata is None else dumps(r.metadata) for r in records]]
         return pa.Table.from_arrays(
             [pa.array(c, type=f.type) for c, f in zip(cols, self.schema, strict=True)],
             schema=self.schema)

@@ -70,6 +70,7 @@ class ViewRunner:
         self._table: Any = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"talix-view-{self.name}")
         self._inflight: asyncio.Future[Any] | None = None
+        self._prefetch: asyncio.Future[Any] | None = None
 
     # -- plumbing -------------------------------------------------------------------------------
     async def _delta(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -90,6 +91,7 @@ class ViewRunner:
 
     def close(self) -> None:
         """Release the runner's thread."""
+        self._drop_prefetch()
         self._executor.shutdown(wait=True)
 
     # -- the table --------------------------------------------------------------------------------
@@ -98,6 +100,7 @@ class ViewRunner:
         self._table = await self._delta(self._open)
 
     def _open(self) -> Any:
+        self._prefetch = None  # positions read ahead no longer count after a (re)load
         opts = self.location.storage_options
         description = f"talix {self.fold.kind} view" + (f" keyed by {self.fold.key}"
                                                        if self.fold.key else "")
@@ -121,6 +124,7 @@ class ViewRunner:
         wanted: list[StoredEvent] = []
         seen = 0
         wants = self.fold.wants
+        by_store = self.fold.wants_store
         while seen < limit:
             progressed = False
             for p in range(self.journal.partitions):
@@ -132,7 +136,11 @@ class ViewRunner:
                         break
                     for commit in seg.commits:
                         seen += len(commit.events)
-                        wanted.extend(r for r in commit.events if wants(r))
+                        whole = by_store(commit.store)
+                        if whole is None:
+                            wanted.extend(r for r in commit.events if wants(r))
+                        elif whole:
+                            wanted.extend(commit.events)
                     pos[p] = seg.seq
                     progressed = True
             if not progressed:
@@ -140,17 +148,26 @@ class ViewRunner:
         return wanted, {p: s for p, s in pos.items() if s != start[p]}, seen
 
     async def step(self) -> int:
-        """Fold and commit one batch; the number of events it covered (0: nothing new)."""
+        """Fold and commit one batch; the number of events it covered (0: nothing new).
+
+        While a batch commits, the next one is read (log reads and Delta writes overlap)."""
         if self._table is None:
             await self.open()
-        records, moved, seen = await self._read(self.offsets, self.batch_events)
+        prefetched, self._prefetch = self._prefetch, None
+        batch = await prefetched if prefetched is not None else None
+        if batch is None or batch[0] != self.offsets or not batch[2]:
+            batch = (self.offsets, *await self._read(self.offsets, self.batch_events))
+        _, records, moved, seen = batch
         if not moved:
             return 0
         self._point("read")
+        after = {**self.offsets, **moved}
+        self._prefetch = asyncio.ensure_future(self._read_from(after))
         try:
             await self._delta(self._commit, records, moved)
         except BaseException:
             self._table = None  # the cache may hold rows of a batch that did not commit
+            self._drop_prefetch()
             raise
         self.offsets.update(moved)
         self.events += seen
@@ -158,6 +175,15 @@ class ViewRunner:
         if self.compact_every and self.commits % self.compact_every == 0:
             await self._delta(self._compact)
         return seen
+
+    async def _read_from(self, start: dict[int, int]
+                         ) -> tuple[dict[int, int], list[StoredEvent], dict[int, int], int]:
+        return (start, *await self._read(start, self.batch_events))
+
+    def _drop_prefetch(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch.cancel()
+            self._prefetch = None
 
     def _commit(self, records: list[StoredEvent], moved: dict[int, int]) -> None:
         dl = delta.deltalake()
