@@ -34,6 +34,12 @@ def transactions(view: str, offsets: dict[int, int]) -> Any:
         dl.Transaction(app_id=app_id(view, p), version=seq) for p, seq in sorted(offsets.items())])
 
 
+def is_conflict(exc: BaseException) -> bool:
+    """Whether a Delta commit lost a race (another writer committed first): reload and retry."""
+    dl = deltalake()
+    return isinstance(exc, dl.exceptions.CommitFailedError) or "Concurrent" in str(exc)
+
+
 def load(uri: str, storage_options: dict[str, str], *, version: int | None = None) -> Any:
     """The table at ``uri`` (its latest version or ``version``); :class:`NotFound` if absent."""
     dl = deltalake()

@@ -97,10 +97,10 @@ class ViewRunner:
     # -- the table --------------------------------------------------------------------------------
     async def open(self) -> None:
         """Create or load the table and read the offsets it holds."""
+        self._drop_prefetch()  # positions read ahead no longer count after a (re)load
         self._table = await self._delta(self._open)
 
     def _open(self) -> Any:
-        self._prefetch = None  # positions read ahead no longer count after a (re)load
         opts = self.location.storage_options
         description = f"talix {self.fold.kind} view" + (f" keyed by {self.fold.key}"
                                                        if self.fold.key else "")
@@ -255,8 +255,7 @@ class ViewRunner:
                 raise
             except Exception as exc:
                 self._table = None
-                conflict = "Concurrent" in str(exc) or "conflict" in type(exc).__name__.lower()
-                if conflict:
+                if delta.is_conflict(exc):
                     log.info("view %s: another runner committed; reloading", self.name)
                     continue
                 failed = isinstance(exc, ProjectionError | ViewSchemaChanged)
@@ -353,6 +352,6 @@ class ViewRunner:
                                    commit_properties=delta.transactions(self.name, offsets))
                 return int(delta.load(self.uri, self.location.storage_options).version())
             except Exception as exc:  # a runner committed meanwhile: the overwrite wins next
-                if "Concurrent" not in str(exc) or attempt == 4:
+                if not delta.is_conflict(exc) or attempt == 4:
                     raise
         raise AssertionError("unreachable")
