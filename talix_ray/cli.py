@@ -80,10 +80,10 @@ def deadletters_list(
     """List the dead letters of the action dispatcher."""
     from rich.table import Table
 
-    from .settings import Settings, open_journal
+    from .settings import open_journal
 
     async def run() -> list[dict[str, object]]:
-        journal = open_journal(Settings(store=store) if store else Settings())
+        journal = open_journal(_settings(store), read_only=True)
         await journal.open()
         try:
             return await journal.list_deadletters("dispatcher")
@@ -106,17 +106,10 @@ def deadletters_retry(
     store: str = typer.Option(None, help="the application's store (default: TALIX_STORE)"),
 ) -> None:
     """Run a dead-lettered action again; the letter is removed when it succeeds."""
-    import importlib
-
-    from .engine.runtime import Runtime
     from .model.errors import TalixError
-    from .settings import Settings
 
     async def run() -> None:
-        module, _, attr = app_ref.partition(":")
-        target = getattr(importlib.import_module(module), attr or "runtime")
-        runtime = target(Settings(store=store) if store else Settings()) if callable(target) \
-            and not isinstance(target, Runtime) else target
+        runtime = _load_runtime(app_ref, _settings(store))
         async with runtime:
             try:
                 await runtime.retry_deadletter(key)
@@ -212,7 +205,7 @@ def views_rebuild(
     from .views import admin
 
     settings = _settings(store)
-    the_app = _guard(lambda: admin.load_app(app_ref, settings))
+    the_app = _guard(lambda: _load_runtime(app_ref, settings).app)
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(f"rebuilding {name} (segments)", total=None)
@@ -223,6 +216,27 @@ def views_rebuild(
         version = _guard(lambda: asyncio.run(admin.rebuild(settings, the_app, name, progress)))
     console.print(f"rebuilt [bold]{name}[/bold]: table version {version}")
     _exit(0)
+
+
+def _load_runtime(app_ref: str, settings):  # type: ignore[no-untyped-def]
+    """The runtime ``module:attr`` names (a runtime, or a function of the settings making
+    one), created; modules of the current directory import, as with ``python -m``."""
+    import importlib
+
+    from .engine.runtime import Runtime
+    from .model.errors import NotFound
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module, _, attr = app_ref.partition(":")
+    target = getattr(importlib.import_module(module), attr or "runtime")
+    runtime = target(settings) if callable(target) and not isinstance(target, Runtime) \
+        else target
+    if not isinstance(runtime, Runtime):
+        raise NotFound(f"{app_ref} is not a runtime or a function making one")
+    if runtime.app is None:
+        runtime.create()
+    return runtime
 
 
 def _guard(fn):  # type: ignore[no-untyped-def]

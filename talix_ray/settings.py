@@ -54,9 +54,10 @@ class Settings(BaseSettings):
                 "max_attempts": self.s3_max_attempts}
 
 
-def open_journal(settings: Settings | None = None) -> Any:
+def open_journal(settings: Settings | None = None, *, read_only: bool = False) -> Any:
     """The journal the settings describe: a MemoryJournal for ``memory://``, otherwise the
-    partitioned log on the object store."""
+    partitioned log on the object store (``read_only``: one that never writes the log, for
+    tools reading it beside a running application)."""
     from .journal import MemoryJournal, ObjectStoreJournal, WriterPolicy
     from .objectstore import open_store
 
@@ -64,6 +65,6 @@ def open_journal(settings: Settings | None = None) -> Any:
     if s.store == "memory://":
         return MemoryJournal(partitions=s.partitions or 1)
     store = open_store(s.store, **(s.s3_options() if s.store.startswith("s3://") else {}))
-    return ObjectStoreJournal(store, partitions=s.partitions,
+    return ObjectStoreJournal(store, partitions=s.partitions, owned=[] if read_only else None,
                               policy=WriterPolicy(chunk_events=s.chunk_events,
                                                   chunk_lag=s.chunk_lag))

@@ -19,7 +19,7 @@ from .fold import EVENTS_VIEW, EventsFold, Fold, ProjectionError, ProjectionFold
 from .location import ViewLocation
 from .runner import ViewRunner, ViewSchemaChanged
 from .schema import RowSchema, arrow_schema
-from .view import View, connect_views
+from .view import View, connect_views, run_sync
 
 
 def _location(settings: Any = None, location: ViewLocation | str | None = None) -> ViewLocation:
@@ -52,9 +52,6 @@ def open(name: str, settings: Any = None, *,
 
 def names(settings: Any = None, *, location: ViewLocation | str | None = None) -> list[str]:
     """The views that have a table in the store."""
-    import asyncio
-    import concurrent.futures
-
     from ..objectstore import open_store
     from ..settings import Settings
 
@@ -69,8 +66,7 @@ def names(settings: Any = None, *, location: ViewLocation | str | None = None) -
                       if os.path.isdir(os.path.join(base, n, "_delta_log")))
     s = settings or Settings()
     store = open_store(s.store, **s.s3_options())
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # safe inside a running loop
-        listing = pool.submit(asyncio.run, store.list_all("views/", delimiter="/")).result()
+    listing = run_sync(store.list_all("views/", delimiter="/"))
     return sorted(p.removeprefix("views/").strip("/") for p in listing.prefixes)
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
 from ..model.errors import NotFound
-from ..settings import Settings
+from ..settings import Settings, open_journal
 from . import delta
 from .fold import EVENTS_VIEW, EventsFold, Fold, ProjectionFold
 from .location import ViewLocation
@@ -17,15 +16,10 @@ from .view import View
 
 def read_journal(settings: Settings) -> Any:
     """A read-only journal on the settings' store (it never writes the log)."""
-    from ..journal import ObjectStoreJournal
-    from ..objectstore import open_store
-
     if settings.store == "memory://":
         raise NotFound("the store is memory:// (private to its process): set TALIX_STORE or "
                        "--store to a file:// or s3:// store")
-    store = open_store(settings.store, **(settings.s3_options()
-                                          if settings.store.startswith("s3://") else {}))
-    return ObjectStoreJournal(store, owned=[])
+    return open_journal(settings, read_only=True)
 
 
 async def list_views(settings: Settings) -> list[dict[str, Any]]:
@@ -50,27 +44,6 @@ async def list_views(settings: Settings) -> list[dict[str, Any]]:
         return out
     finally:
         await journal.close()
-
-
-def load_app(app_ref: str, settings: Settings) -> Any:
-    """The application (its stores and projections) that ``module:attr`` names: a runtime or
-    a function of the settings making one."""
-    import os
-    import sys
-
-    from ..engine.runtime import Runtime
-
-    if os.getcwd() not in sys.path:  # like `python -m`: the project's own modules import
-        sys.path.insert(0, os.getcwd())
-    module, _, attr = app_ref.partition(":")
-    target = getattr(importlib.import_module(module), attr or "runtime")
-    runtime = target(settings) if callable(target) and not isinstance(target, Runtime) \
-        else target
-    if not isinstance(runtime, Runtime):
-        raise NotFound(f"{app_ref} is not a runtime or a function making one")
-    if runtime.app is None:
-        runtime.create()
-    return runtime.app
 
 
 def fold_of(app: Any, name: str) -> Fold:

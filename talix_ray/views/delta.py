@@ -88,28 +88,28 @@ def _view_type(t: pa.DataType) -> pa.DataType:
     return t
 
 
-def dataset(table: Any) -> Any:
+def dataset(table: Any, schema: pa.Schema | None = None) -> Any:
     """A pyarrow dataset over the table for scanning engines (DuckDB).
 
     Strings are declared as ``string_view`` — what delta-rs writes into Parquet — so engines
     do not push string filters into pyarrow, which has no kernels for them yet (apache/arrow
     #49368, duckdb/duckdb-python #187); numeric and date filters are still pushed down.
     """
-    schema = arrow_schema(table)
+    schema = schema if schema is not None else arrow_schema(table)
     return table.to_pyarrow_dataset(
         schema=pa.schema([f.with_type(_view_type(f.type)) for f in schema]))
 
 
 def read(table: Any, columns: Iterable[str] | None = None) -> pa.Table:
     """The whole table (or some columns) with plain Arrow types."""
-    schema = arrow_schema(table)
+    schema = full = arrow_schema(table)
     cols = list(columns) if columns is not None else None
     if cols is not None:
         unknown = [c for c in cols if c not in schema.names]
         if unknown:
             raise NotFound(f"no column(s) {unknown} (the view has {schema.names})")
         schema = pa.schema([schema.field(c) for c in cols])
-    data = dataset(table).to_table(columns=cols)
+    data = dataset(table, full).to_table(columns=cols)
     return data.cast(schema)
 
 
@@ -118,7 +118,7 @@ def read_keys(table: Any, key: str, keys: list[Any]) -> pa.Table:
     import pyarrow.compute as pc
 
     schema = arrow_schema(table)
-    ds = dataset(table)
+    ds = dataset(table, schema)
     if not keys:
         return schema.empty_table()
     present = ds.to_table(columns=[key]).column(key).cast(schema.field(key).type)

@@ -69,7 +69,6 @@ class ViewRunner:
         self._cache = RowCache(cache_rows)
         self._table: Any = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"talix-view-{self.name}")
-        self._inflight: asyncio.Future[Any] | None = None
         self._prefetch: asyncio.Future[Any] | None = None
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -77,7 +76,6 @@ class ViewRunner:
         """Run blocking Delta (and fold) work on this runner's thread; a cancelled caller
         still waits for it to finish (a half-done commit must not race a reload)."""
         fut = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-        self._inflight = fut
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
@@ -301,11 +299,16 @@ class ViewRunner:
             total += max(0, await self.journal.head(p) - self.offsets.get(p, 0))
         return total
 
-    def stats(self) -> dict[str, Any]:
-        """Status and counters."""
-        return {"view": self.name, "kind": self.fold.kind, "status": self.status,
-                "error": self.error, "commits": self.commits, "events": self.events,
-                "offsets": dict(self.offsets)}
+    async def stats(self) -> dict[str, Any]:
+        """Status, counters, offsets and lag (segments; ``None`` if storage did not answer)."""
+        stats = {"view": self.name, "kind": self.fold.kind, "status": self.status,
+                 "error": self.error, "commits": self.commits, "events": self.events,
+                 "offsets": dict(self.offsets), "lag": None}
+        try:
+            stats["lag"] = await self.lag()
+        except Exception as exc:  # storage trouble: report it, do not fail the status
+            stats["error"] = stats["error"] or f"lag unknown: {exc}"
+        return stats
 
     # -- rebuilding ----------------------------------------------------------------------
     async def rebuild(self, progress: Progress | None = None) -> int:

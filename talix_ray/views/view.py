@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -18,6 +18,7 @@ from . import delta
 from .location import ViewLocation
 
 JournalFactory = Callable[[], Any]
+T = TypeVar("T")
 
 
 class View:
@@ -156,9 +157,14 @@ def _position(result: CommandResult, journal: JournalFactory | None) -> tuple[in
                               "id); open the view from its runtime or settings to wait for it")
     j = journal()
     partition = j.partition_of(result.store, result.aggregate_id)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # safe inside a running loop
-        head = pool.submit(asyncio.run, j.head(partition)).result()
-    return partition, int(head)
+    return partition, int(run_sync(j.head(partition)))
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end from blocking code, also inside a running event loop (on a
+    thread of its own)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def connect_views(views: Iterable[View], connection: Any = None) -> Any:

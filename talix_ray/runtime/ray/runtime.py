@@ -171,11 +171,11 @@ class RayRuntime(Runtime):
     async def _start_views(self, opts: dict[str, Any]) -> None:
         from ...views.catalog import ViewCatalog
         from ...views.location import ViewLocation
-        from .views import ViewActor, view_actor_name
+        from .views import ViewActor
 
         assert self.app is not None and self.spec is not None and self._journal is not None
         names = self.spec.views
-        handles = [ViewActor.options(name=view_actor_name(self.spec, n), **opts)
+        handles = [ViewActor.options(name=self.spec.view_name(n), **opts)
                    .remote(self.spec, n, self.view_options) for n in names]
         await asyncio.gather(*(h.start.remote() for h in handles))
         location = ViewLocation.of_store(self._journal.store)
@@ -183,13 +183,11 @@ class RayRuntime(Runtime):
         self._views = ViewCatalog(location, names, self._journal, self._view_status)
 
     async def _view_status(self) -> list[dict[str, Any]]:
-        from .views import view_actor_name
-
         assert self.spec is not None and self._views is not None
         out = []
         for name in self._views.names:
             try:
-                h = ray.get_actor(view_actor_name(self.spec, name), namespace=self.namespace)
+                h = ray.get_actor(self.spec.view_name(name), namespace=self.namespace)
                 async with asyncio.timeout(30):
                     out.append(await h.status.remote())
             except Exception as exc:  # restarting, or gone
@@ -208,9 +206,7 @@ class RayRuntime(Runtime):
         if not self.keep_actors:  # a runtime that joined running actors leaves them running
             for name in self._views.names if self._views is not None else []:
                 with contextlib.suppress(Exception):
-                    from .views import view_actor_name
-
-                    v = ray.get_actor(view_actor_name(spec, name), namespace=self.namespace)
+                    v = ray.get_actor(spec.view_name(name), namespace=self.namespace)
                     async with asyncio.timeout(30):
                         await v.stop.remote()
             with contextlib.suppress(Exception):

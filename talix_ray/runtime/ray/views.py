@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from typing import Any
 
 import ray
@@ -13,11 +14,6 @@ from ...views.host import app_folds
 from ...views.location import ViewLocation
 from ...views.runner import ViewRunner
 from .spec import AppSpec
-
-
-def view_actor_name(spec: AppSpec, view: str) -> str:
-    """``talix:{app}:view:{name}``."""
-    return spec.view_name(view)
 
 
 @ray.remote(num_cpus=0)
@@ -57,14 +53,7 @@ class ViewActor:
     async def status(self) -> dict[str, Any]:
         """The runner's status, offsets and lag (segments)."""
         self._ensure_started()
-        stats = self.runner.stats()
-        try:
-            stats["lag"] = await self.runner.lag()
-        except Exception as exc:
-            stats["lag"] = None
-            stats["error"] = stats["error"] or f"lag unknown: {exc}"
-        stats["pid"] = __import__("os").getpid()
-        return stats
+        return {**await self.runner.stats(), "pid": os.getpid()}
 
     async def stop(self) -> None:
         """Stop after the commit in progress."""
