@@ -36,6 +36,10 @@ class Settings(BaseSettings):
                                description="seconds a view runner gathers events per commit")
     view_batch_events: int = Field(50_000, ge=1, description="most events per view commit")
 
+    def store_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``open_store(self.store, ...)`` (S3 options for S3 only)."""
+        return self.s3_options() if self.store.startswith("s3://") else {}
+
     def view_options(self) -> dict[str, Any]:
         """Options for the view runners."""
         return {"linger": self.view_linger, "batch_events": self.view_batch_events}
@@ -64,7 +68,7 @@ def open_journal(settings: Settings | None = None, *, read_only: bool = False) -
     s = settings or Settings()
     if s.store == "memory://":
         return MemoryJournal(partitions=s.partitions or 1)
-    store = open_store(s.store, **(s.s3_options() if s.store.startswith("s3://") else {}))
+    store = open_store(s.store, **s.store_options())
     return ObjectStoreJournal(store, partitions=s.partitions, owned=[] if read_only else None,
                               policy=WriterPolicy(chunk_events=s.chunk_events,
                                                   chunk_lag=s.chunk_lag))

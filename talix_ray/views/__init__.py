@@ -65,7 +65,7 @@ def names(settings: Any = None, *, location: ViewLocation | str | None = None) -
         return sorted(n for n in os.listdir(base)
                       if os.path.isdir(os.path.join(base, n, "_delta_log")))
     s = settings or Settings()
-    store = open_store(s.store, **s.s3_options())
+    store = open_store(s.store, **s.store_options())
     listing = run_sync(store.list_all("views/", delimiter="/"))
     return sorted(p.removeprefix("views/").strip("/") for p in listing.prefixes)
 

@@ -63,7 +63,7 @@ class ViewLocation:
         if s.store == "memory://":
             raise ConfigurationError("the store is memory:// (private to its process): views "
                                      "are read from a file:// or s3:// store; set TALIX_STORE")
-        return cls.of_url(s.store, **(s.s3_options() if s.store.startswith("s3://") else {}))
+        return cls.of_url(s.store, **s.store_options())
 
     @classmethod
     def temporary(cls) -> ViewLocation:
