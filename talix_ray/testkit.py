@@ -31,6 +31,7 @@ from .journal.memory import MemoryJournal
 from .model.action import Action, Query
 from .model.errors import ConfigurationError
 from .model.events import Event, EventType, NewEvent, StoredEvent
+from .model.principal import Principal
 from .model.service import Service
 from .model.store import Command, CommandResult, EventStore
 from .shared import Clock, FixedClock
@@ -114,9 +115,12 @@ class Testkit:
         return Scenario(self, list(events))
 
     # -- action tests and reads ----------------------------------------------------------------
-    def call(self, action: Action, input: Any, *, idempotency_key: str | None = None) -> Any:
-        """Call an action (as an HTTP request would) and return its result."""
-        return self._run(self.runtime.call(action, input, idempotency_key=idempotency_key))
+    def call(self, action: Action, input: Any, *, idempotency_key: str | None = None,
+             principal: Principal | None = None) -> Any:
+        """Call an action (as an HTTP request would, optionally as ``principal``) and return
+        its result."""
+        return self._run(self.runtime.call(action, input, idempotency_key=idempotency_key,
+                                           principal=principal))
 
     def query(self, query: Query, input: Any = None) -> Any:
         """Run a query and return its result."""

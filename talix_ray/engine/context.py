@@ -11,6 +11,7 @@ from ..model.action import Action
 from ..model.errors import ConfigurationError, NotFound
 from ..model.events import Event
 from ..model.names import check_name
+from ..model.principal import Principal
 from ..model.store import Command, CommandResult, EventStore
 
 T = TypeVar("T")
@@ -20,7 +21,8 @@ class Client(Protocol):
     """What contexts need from a runtime: run commands, enqueue, read state."""
 
     async def run(self, command: Command[Any, Any], aggregate_id: str, input: Any, *,
-                  command_id: str | None = None) -> CommandResult: ...
+                  command_id: str | None = None,
+                  principal: Principal | None = None) -> CommandResult: ...
 
     async def enqueue(self, queue: str, message: Any, *, key: str | None = None,
                       message_id: str | None = None) -> None: ...
@@ -65,9 +67,11 @@ class Registry:
 class ReadOnlyContext:
     """Shared services and aggregate state — for queries and command deciders."""
 
-    def __init__(self, client: Client, registry: Registry) -> None:
+    def __init__(self, client: Client, registry: Registry,
+                 principal: Principal | None = None) -> None:
         self._client = client
         self._registry = registry
+        self.principal = principal
 
     def get(self, service: type[T]) -> T:
         """The shared service registered for ``service``."""
@@ -100,16 +104,19 @@ class ActionContext(ReadOnlyContext):
 
     Commands issued here get deterministic ids when the action was triggered by an event
     (``action:event-id:n``) or by an HTTP request with an ``Idempotency-Key`` — so a retried
-    action has its effects applied once.
+    action has its effects applied once. ``principal`` is the authenticated caller of an HTTP
+    request (``None`` for event, queue and timer triggers); the events of the commands run
+    here record it in their metadata.
     """
 
     def __init__(self, client: Client, registry: Registry, action: Action, *,
                  event: Event[Any] | None = None, attempt: int = 1,
-                 id_base: str | None = None) -> None:
-        super().__init__(client, registry)
+                 id_base: str | None = None, principal: Principal | None = None) -> None:
+        super().__init__(client, registry, principal)
         self.action = action
         self.event = event
         self.attempt = attempt
+        self.results: list[CommandResult] = []  # what the commands run here appended
         self._id_base = id_base
         self._calls = 0
 
@@ -122,8 +129,10 @@ class ActionContext(ReadOnlyContext):
                   command_id: str | None = None) -> CommandResult:
         """Run a command; its id is derived from the trigger unless given."""
         auto = self._next_id()
-        return await self._client.run(command, aggregate_id, input,
-                                      command_id=command_id or auto)
+        result = await self._client.run(command, aggregate_id, input,
+                                        command_id=command_id or auto, principal=self.principal)
+        self.results.append(result)
+        return result
 
     async def enqueue(self, queue: str, message: BaseModel | dict[str, Any], *,
                       key: str | None = None) -> None:

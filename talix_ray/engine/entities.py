@@ -115,15 +115,20 @@ class EntityHost:
 
     # -- commands ---------------------------------------------------------------------------
     async def execute(self, command: Command[Any, Any], aggregate_id: str, input: Any,
-                      command_id: str | None = None) -> CommandResult:
-        """Run a validated command on an aggregate; returns once its events are durable."""
+                      command_id: str | None = None,
+                      meta: dict[str, str] | None = None) -> CommandResult:
+        """Run a validated command on an aggregate; returns once its events are durable.
+
+        ``meta`` (system metadata such as the calling principal) is added to the metadata of
+        every event the command appends.
+        """
         entity = self._checkout(command.store, aggregate_id)
         try:
             await entity.acquire()
             try:
                 if not entity.loaded:
                     await self._load(entity)
-                return await self._decide_and_append(entity, command, input, command_id)
+                return await self._decide_and_append(entity, command, input, command_id, meta)
             finally:
                 entity.release()
         finally:
@@ -132,7 +137,8 @@ class EntityHost:
                 self._passivate_lru()
 
     async def _decide_and_append(self, entity: Entity, command: Command[Any, Any], input: Any,
-                                 command_id: str | None) -> CommandResult:
+                                 command_id: str | None,
+                                 meta: dict[str, str] | None = None) -> CommandResult:
         store = command.store
         reducer = store.reducer
         for attempt in range(command.max_retries + 1):
@@ -165,16 +171,19 @@ class EntityHost:
             for ne in new_events:
                 version += 1
                 et = ne.type
-                meta = ne.metadata
-                meta_json = meta if meta is None or isinstance(meta, dict) else \
-                    meta.model_dump(mode="json")
+                user_meta = ne.metadata
+                meta_json = user_meta if user_meta is None or isinstance(user_meta, dict) else \
+                    user_meta.model_dump(mode="json")
+                if meta:
+                    meta_json = {**(meta_json or {}), **meta}
                 records.append(StoredEvent(store.name, entity.aggregate_id, version, et.name,
                                            ne.payload.model_dump(mode="json"), ts, command_id,
                                            et.version, meta_json))
                 if timestamp is None:
                     timestamp = timestamp_of(ts)
                 ev = Event(store.name, entity.aggregate_id, version, et.name, ne.payload,
-                           timestamp, command_id, meta)
+                           timestamp, command_id,
+                           meta_json if et.metadata_model is None else user_meta)
                 events.append(ev)
                 state = reducer(state, ev)
             commit = Commit(store.name, entity.aggregate_id, entity.version, tuple(records),

@@ -147,8 +147,9 @@ class LocalRuntime(Runtime):
                           lambda: entity.state, entity.store)
 
     async def _execute(self, command: Command[Any, Any], aggregate_id: str, input: Any,
-                       command_id: str | None) -> CommandResult:
-        return await self.host.execute(command, aggregate_id, input, command_id)
+                       command_id: str | None,
+                       meta: dict[str, str] | None = None) -> CommandResult:
+        return await self.host.execute(command, aggregate_id, input, command_id, meta)
 
     async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate:
         entity = await self.host.get(store, aggregate_id)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, JsonValue
 from ..model.events import Event, EventType
 from ..model.service import Service
 from ..model.store import EventStore
+from .calls import calls
 
 RESERVED_PREFIX = "talix-"
 
@@ -82,7 +83,7 @@ def fire(state: TimerState | None, input: Fire) -> Any:
     return timer_fired(**input.model_dump())
 
 
-system_service = Service("talix-system", stores=[queues, timers])
+system_service = Service("talix-system", stores=[queues, timers, calls])
 
 
 def queue_stream_id(queue: str, key: str | None) -> str:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from .events import Event
+    from .principal import Principal
     from .store import Command, CommandResult, EventStore
 
 T = TypeVar("T")
@@ -43,6 +44,7 @@ class Context(ReadContext, Protocol):
 
     event: Event[Any] | None
     attempt: int
+    principal: Principal | None
 
     async def run(
         self,

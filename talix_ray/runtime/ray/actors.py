@@ -54,13 +54,14 @@ class _Hosting:
                           snapshot_every=self.spec.snapshot_every)
 
     async def execute(self, store: str, command: str, aggregate_id: str, input: Any,
-                      command_id: str | None) -> CommandResult:
+                      command_id: str | None,
+                      meta: dict[str, str] | None = None) -> CommandResult:
         """Run a (validated) command on one of this actor's aggregates."""
         await self._ensure()
         cmd = self.app.stores[store].commands[command]
         t = time.perf_counter()
         try:
-            return await self.host.execute(cmd, aggregate_id, input, command_id)
+            return await self.host.execute(cmd, aggregate_id, input, command_id, meta)
         finally:
             self.timings.append(time.perf_counter() - t)
 

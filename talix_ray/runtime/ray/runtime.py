@@ -228,18 +228,19 @@ class RayRuntime(Runtime):
 
     # -- commands and reads ---------------------------------------------------------------------
     async def _execute(self, command: Command[Any, Any], aggregate_id: str, input: Any,
-                       command_id: str | None) -> CommandResult:
+                       command_id: str | None,
+                       meta: dict[str, str] | None = None) -> CommandResult:
         # every routed command carries an id, so a retry after a crash applies it once
         cid = command_id or f"auto:{uuid.uuid4().hex}"
         store = command.store
         if store.placement == "dedicated":
             result = await self.router.entity_call(store.name, aggregate_id, "execute",
                                                    store.name, command.name, aggregate_id,
-                                                   input, cid)
+                                                   input, cid, meta)
         else:
             p = self.journal.partition_of(store.name, aggregate_id)
             result = await self.router.shard_call(p, "execute", store.name, command.name,
-                                                  aggregate_id, input, cid)
+                                                  aggregate_id, input, cid, meta)
         if command_id is None and result.command_id == cid:
             result = result._replace(command_id=None)
         return result  # type: ignore[no-any-return]
