@@ -223,3 +223,10 @@ service = Service("notes", stores=[notes],
                   actions=[create_note, edit_note, archive_note, ping, boom, forbidden, slow,
                            upload],
                   queries=[get_note, search])
+
+
+def build_ray_runtime():
+    """The notes service on the RayRuntime, configured by ``TALIX_*`` (Serve replicas)."""
+    from talix_ray import RayRuntime
+
+    return RayRuntime.from_settings(views=False).add(service)

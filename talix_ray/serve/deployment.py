@@ -49,14 +49,20 @@ def replica_app(factory: str | RuntimeFactory) -> Any:
 
 
 def serve_deployment(factory: str | RuntimeFactory, *, settings: HttpSettings | None = None,
-                     name: str = "talix") -> Application:
+                     name: str = "talix",
+                     runtime_env: dict[str, Any] | None = None) -> Application:
     """The Serve application of the runtime ``factory`` makes (``"module:function"``).
 
     Replicas, autoscaling and ``max_ongoing_requests`` come from ``settings``
     (``TALIX_SERVE_*``); every replica takes no CPU of its own (``num_cpus=0``), so actions
-    and OCR tasks keep the cores.
+    and OCR tasks keep the cores. Replicas read ``TALIX_*`` (store, credentials) from their
+    own environment: the cluster's, or ``runtime_env={"env_vars": {...}}``.
     """
     s = settings or HttpSettings()
+    options = s.serve_options()
+    if runtime_env:
+        options["ray_actor_options"] = {**options["ray_actor_options"],  # type: ignore[dict-item]
+                                        "runtime_env": runtime_env}
     if isinstance(factory, str):
         load_factory(factory)  # fail now, not in every replica
 
@@ -65,7 +71,7 @@ def serve_deployment(factory: str | RuntimeFactory, *, settings: HttpSettings | 
 
     ingress = serve.ingress(build)(type("TalixIngress", (), {
         "__doc__": "The talix-ray HTTP API (generated FastAPI app)."}))
-    deployment = serve.deployment(name=name, **s.serve_options())(ingress)  # type: ignore[arg-type]
+    deployment = serve.deployment(name=name, **options)(ingress)  # type: ignore[arg-type]
     return deployment.bind()
 
 

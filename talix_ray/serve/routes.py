@@ -157,7 +157,7 @@ def signature(spec: RouteSpec) -> inspect.Signature:
     for name in spec.path_params:
         f = fields[name]
         params.append(inspect.Parameter(name, kw, annotation=Annotated[
-            f.annotation, *f.metadata, Path(description=f.description)]))
+            f.annotation, Path(description=f.description, **_constraints(f.metadata))]))
     if spec.mode == "json":
         params.append(inspect.Parameter(BODY, kw, annotation=Annotated[
             spec.derived or model, Body()]))
@@ -185,6 +185,21 @@ def signature(spec: RouteSpec) -> inspect.Signature:
                                description="repeat the request safely: the first response "
                                "is recorded and returned again for this key")]))
     return inspect.Signature(params)
+
+
+_CONSTRAINTS = ("min_length", "max_length", "pattern", "gt", "ge", "lt", "le")
+
+
+def _constraints(metadata: list[Any]) -> dict[str, Any]:
+    """A field's constraints as keyword arguments of FastAPI's ``Path`` (so they are checked
+    and documented on the path parameter too)."""
+    out: dict[str, Any] = {}
+    for m in metadata:
+        for name in _CONSTRAINTS:
+            value = getattr(m, name, None)
+            if value is not None:
+                out[name] = value
+    return out
 
 
 async def assemble(spec: RouteSpec, kw: dict[str, Any]) -> Any:
