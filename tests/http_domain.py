@@ -230,3 +230,10 @@ def build_ray_runtime():
     from talix_ray import RayRuntime
 
     return RayRuntime.from_settings(views=False).add(service)
+
+
+def build_local_runtime(settings=None):
+    """The notes service on the LocalRuntime (``talix serve --local --app …``)."""
+    from talix_ray import LocalRuntime
+
+    return LocalRuntime.from_settings(settings).add(service)

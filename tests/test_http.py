@@ -17,6 +17,8 @@ from talix_ray.serve import create_app
 
 from . import http_domain
 from .http_support import ADMIN_KEY, READER_KEY, serving, settings, token
+from .http_support import AUDIENCE as AUDIENCE_
+from .http_support import ISSUER as ISSUER_
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 READER = {"X-API-Key": READER_KEY}
@@ -350,3 +352,105 @@ def test_request_ids_are_echoed_or_made(client):
     r = client.get("/notes/zz", headers={**READER, "X-Request-Id": "bad id; drop"})
     assert r.headers["X-Request-Id"] != "bad id; drop"
 
+
+
+def test_talix_serve_local_serves_over_http(tmp_path):
+    """The CLI: `talix serve --local` on a file:// store, then requests, then SIGTERM."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from talix_ray.serve import hash_key
+
+    from .http_support import free_port
+
+    root = Path(__file__).parent.parent
+    port = free_port()
+    env = {**os.environ, "TALIX_STORE": f"file://{tmp_path / 'log'}",
+           "TALIX_API_KEYS": json.dumps([{"name": "cli", "hash": hash_key("cli-key"),
+                                          "scopes": []}])}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "talix"), "serve", "--local",
+                             "--app", "tests.http_domain:build_local_runtime",
+                             "--port", str(port)], cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.1)
+        h = {"X-API-Key": "cli-key"}
+        assert httpx.post(f"{base}/notes", json={"note_id": "cli", "text": "x"}).status_code \
+            == 401
+        r = httpx.post(f"{base}/notes", json={"note_id": "cli", "text": "x"}, headers=h)
+        assert r.status_code == 200 and r.json()["by"] == "api_key:cli"
+        assert httpx.get(f"{base}/notes/cli", headers=h).json()["text"] == "x"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert [c.aggregate_id for c in user_commits(tmp_path / "log")] == ["cli"]
+
+
+def test_rs256_es256_and_jwks_tokens(tmp_path):
+    import json
+
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    from .http_support import settings as make_settings
+    from .http_support import token as make_token
+
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+
+    def pem(key) -> str:
+        return key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+    def signer(key) -> str:
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()).decode()
+
+    rt = LocalRuntime().add(http_domain.service)
+    s = make_settings(jwt_secret=None, jwt_public_key=pem(rsa_key))
+    with serving(create_app(rt, s)) as base, httpx.Client(base_url=base) as c:
+        good = make_token("rsa-user", key=signer(rsa_key), algorithm="RS256")
+        assert c.get("/search", headers={"Authorization": f"Bearer {good}"}).status_code == 200
+        # algorithm confusion: an HS256 token keyed with the public key is refused
+        forged = pyjwt.encode({"sub": "x", "exp": 4_000_000_000, "aud": AUDIENCE_,
+                               "iss": ISSUER_}, "not-the-key-but-long-enough-for-hmac-256!!",
+                              algorithm="HS256")
+        assert c.get("/search", headers={"Authorization": f"Bearer {forged}"}).status_code \
+            == 401
+        other = make_token("x", key=signer(rsa.generate_private_key(
+            public_exponent=65537, key_size=2048)), algorithm="RS256")
+        assert c.get("/search", headers={"Authorization": f"Bearer {other}"}).status_code \
+            == 401
+
+    jwk = json.loads(pyjwt.algorithms.ECAlgorithm.to_jwk(ec_key.public_key()))
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [{**jwk, "kid": "k1", "alg": "ES256", "use": "sig"}]}))
+    rt = LocalRuntime().add(http_domain.service)
+    s = make_settings(jwt_secret=None, jwt_jwks_file=jwks)
+    with serving(create_app(rt, s)) as base, httpx.Client(base_url=base) as c:
+        good = pyjwt.encode({"sub": "ec-user", "exp": 4_000_000_000, "aud": AUDIENCE_,
+                             "iss": ISSUER_}, signer(ec_key), algorithm="ES256",
+                            headers={"kid": "k1"})
+        r = c.post("/notes", json={"note_id": "jw", "text": "t"},
+                   headers={"Authorization": f"Bearer {good}"})
+        assert r.status_code == 200 and r.json()["by"] == "jwt:ec-user"
+        wrong_kid = pyjwt.encode({"sub": "ec-user", "exp": 4_000_000_000, "aud": AUDIENCE_,
+                                  "iss": ISSUER_}, signer(ec_key), algorithm="ES256",
+                                 headers={"kid": "k2"})
+        assert c.get("/search", headers={"Authorization": f"Bearer {wrong_kid}"}
+                     ).status_code == 401
