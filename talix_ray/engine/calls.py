@@ -11,6 +11,7 @@ running anything; the same key with a different input is refused; a key expires 
 from __future__ import annotations
 
 import hashlib
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,6 +187,39 @@ def recordable(outcome: dict[str, Any]) -> dict[str, Any]:
     if len(orjson.dumps(outcome)) > MAX_RECORDED_BYTES:
         return {"too_large": True}
     return outcome
+
+
+def error_record(exc: TalixError) -> dict[str, Any]:
+    """A talix error as recorded: its problem body and its class (to raise it again)."""
+    cls = type(exc)
+    return {"error": exc.to_problem(), "class": f"{cls.__module__}:{cls.__qualname__}"}
+
+
+def recorded_error(record: dict[str, Any]) -> TalixError:
+    """The recorded error again, of its own class where that class can still be imported
+    (so ``except NotFound`` on a replay catches what it caught the first time); a
+    :class:`ReplayedError` with the same problem body otherwise."""
+    problem = dict(record["error"])
+    path = record.get("class")
+    if isinstance(path, str) and ":" in path:
+        module, _, qualname = path.partition(":")
+        try:
+            cls: Any = importlib.import_module(module)
+            for part in qualname.split("."):
+                cls = getattr(cls, part)
+        except (ImportError, AttributeError):
+            cls = None
+        if isinstance(cls, type) and issubclass(cls, TalixError):
+            exc = cls.__new__(cls)
+            message = str(problem.get("detail", ""))
+            Exception.__init__(exc, message)
+            exc.message = message
+            exc.details = {k: v for k, v in problem.items()
+                           if k not in ("type", "title", "status", "detail")}
+            if "errors" in exc.details:
+                exc.errors = list(exc.details["errors"])  # type: ignore[attr-defined]
+            return exc
+    return ReplayedError(problem)
 
 
 class ReplayedError(TalixError):

@@ -21,6 +21,7 @@ from ..journal.base import Journal
 from ..model.action import Action
 from ..model.errors import Conflict, UnknownEventType, ValidationError
 from ..model.events import StoredEvent
+from .steps import NonDeterministicAction
 
 log = logging.getLogger("talix.dispatcher")
 
@@ -187,7 +188,8 @@ class Dispatcher:
                 raise
             except Exception as exc:
                 # no retry makes an undecodable event or an invalid message valid
-                permanent = isinstance(exc, UnknownEventType | ValidationError)
+                permanent = isinstance(exc, UnknownEventType | ValidationError |
+                                       NonDeterministicAction)
                 if attempt >= retry.max_attempts or permanent:
                     await self._deadletter(job, exc, attempt)
                     return

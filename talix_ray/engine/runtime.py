@@ -52,18 +52,20 @@ from .calls import (
     BeginCall,
     CallOutcome,
     FinishCall,
-    ReplayedError,
     abandon_call,
     begin_call,
     calls,
     check_idempotency_key,
+    error_record,
     fingerprint,
     finish_call,
     record_id,
     recordable,
+    recorded_error,
 )
 from .context import ActionContext, ReadOnlyContext, Registry
 from .invocation import Invocation, Middleware, call_through
+from .steps import invocation_id
 from .system import Enqueue, Fire, enqueue, fire, queue_stream_id, queues
 
 log = logging.getLogger("talix.runtime")
@@ -316,14 +318,15 @@ class Runtime(ABC):
                                "retry later")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.25)
-        ctx = ActionContext(self, self.registry, act, id_base=f"call:{rid}:{generation}",
-                            principal=principal)
+        trigger = f"call:{rid}:{generation}"
+        ctx = ActionContext(self, self.registry, act, id_base=trigger, principal=principal,
+                            invocation=invocation_id(act.name, trigger))
         try:
             value = await self._run_action(act, data, ctx, key)
         except TalixError as exc:
             if exc.status < 500:  # an answer: replayed as it is
-                await self.run(finish_call, rid, FinishCall(
-                    token=token, outcome={"error": exc.to_problem()}))
+                await self.run(finish_call, rid, FinishCall(token=token,
+                                                            outcome=error_record(exc)))
             else:
                 await self._abandon(rid, token)
             raise
@@ -361,7 +364,8 @@ class Runtime(ABC):
         data = app.action_input(action, record)
         event = data if isinstance(data, Event) else None
         ctx = ActionContext(self, self.registry, action, event=event, attempt=attempt,
-                            id_base=f"{action.name}:{record.id}")
+                            id_base=f"{action.name}:{record.id}",
+                            invocation=invocation_id(action.name, record.id))
         inv = Invocation("action", action.name, data, record.aggregate_id, None, record.id,
                          attempt)
         await call_through(self.middleware, inv, lambda: action(data, ctx))
@@ -511,7 +515,7 @@ def dump_result(act: Action, value: Any) -> Any:
 def replay(act: Action, outcome: dict[str, Any]) -> CallOutcome:
     """The recorded outcome of an idempotent call: its result again, or its error raised."""
     if "error" in outcome:
-        raise ReplayedError(dict(outcome["error"]))  # type: ignore[arg-type]
+        raise recorded_error(outcome)
     if "ok" not in outcome:
         raise Conflict("the response recorded for this Idempotency-Key is too large to replay")
     value = outcome["ok"]

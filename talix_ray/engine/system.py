@@ -11,6 +11,7 @@ from ..model.events import Event, EventType
 from ..model.service import Service
 from ..model.store import EventStore
 from .calls import calls
+from .steps import invocations
 
 RESERVED_PREFIX = "talix-"
 
@@ -83,7 +84,7 @@ def fire(state: TimerState | None, input: Fire) -> Any:
     return timer_fired(**input.model_dump())
 
 
-system_service = Service("talix-system", stores=[queues, timers, calls])
+system_service = Service("talix-system", stores=[queues, timers, calls, invocations])
 
 
 def queue_stream_id(queue: str, key: str | None) -> str:

@@ -64,6 +64,7 @@ class Action:
     public: bool = False
     description: str | None = None
     scopes: tuple[str, ...] = ()
+    durable: bool = True
 
     def __repr__(self) -> str:
         return f"Action({self.name})"
@@ -144,6 +145,7 @@ def action(
     retry: Retry | None = None,
     public: bool = False,
     scopes: Sequence[str] = (),
+    durable: bool = True,
 ) -> Callable[[Callable[..., Any]], Action]:
     """Declare an action: ``@action(http.post("/x"))`` or ``@action(on_event(created))``.
 
@@ -151,6 +153,11 @@ def action(
     ``Event[Payload]`` for event triggers, :class:`TimerTick` for timers. HTTP routes need
     credentials unless ``public=True``; ``scopes=["expenses:approve"]`` also requires the
     caller to hold those scopes (403 otherwise).
+
+    Invocations triggered by events, queues, timers or HTTP requests with an
+    ``Idempotency-Key`` record each ``ctx.run``/``ctx.step`` outcome so a retry replays them
+    (durable steps); ``durable=False`` turns that off for an action whose steps are safe to
+    repeat as they are.
     """
     required = check_scopes(scopes, public)
     for t in triggers:
@@ -186,6 +193,7 @@ def action(
             name=aname, fn=fn, triggers=tuple(triggers), input_model=model, output_model=output,
             resources=Resources(num_cpus, num_gpus, memory), retry=retry or Retry(),
             public=public, description=(fn.__doc__ or "").strip() or None, scopes=required,
+            durable=durable,
         )
 
     return wrap
