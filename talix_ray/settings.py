@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from .journal import WriterPolicy
 
 
 class Settings(BaseSettings):
@@ -49,7 +52,7 @@ class Settings(BaseSettings):
         """Keyword arguments for ``open_store(self.store, ...)`` (S3 options for S3 only)."""
         return self.s3_options() if self.store.startswith("s3://") else {}
 
-    def writer_policy(self) -> Any:
+    def writer_policy(self) -> WriterPolicy:
         """The journal's policy (chunking, size limits, memory bounds) from these settings."""
         from .journal import WriterPolicy
 
