@@ -77,7 +77,8 @@ class RayRuntime(Runtime):
         self.ray_init = ray_init or {}
         self.views_enabled = views
         self.view_options = dict(view_options or {})
-        self.policy = WriterPolicy(chunk_events=s.chunk_events, chunk_lag=s.chunk_lag)
+        self.policy: WriterPolicy = s.writer_policy()
+        self.remember_commands = s.remember_commands
         self.spec: AppSpec | None = None
         self._journal: ObjectStoreJournal | None = None
         self._owner = True
@@ -153,6 +154,7 @@ class RayRuntime(Runtime):
             snapshot_every=self.snapshot_every, max_active=self.max_active,
             policy=self.policy, idle_timeout=self.idle_timeout,
             actor_options=self.actor_options, poll_interval=self.poll_interval,
+            remember_commands=self.remember_commands,
             views=[f.name for f in app_folds(self.app)] if self.views_enabled else [])
         self.router = Router(self.spec)
         opts = {"namespace": self.namespace, "lifetime": "detached", "get_if_exists": True,

@@ -58,6 +58,7 @@ class AppSpec:
     poll_interval: float = 1.0
     max_concurrency: int = 32
     views: list[str] = field(default_factory=list)
+    remember_commands: int = 256
 
     @classmethod
     def pack_services(cls, services: list[Service]) -> list[tuple[str, str] | bytes]:
