@@ -20,16 +20,16 @@ import sys
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
     os.path.abspath(__file__))]
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -37,15 +37,15 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT))
 
-import ray  # noqa: E402
-from ray import serve  # noqa: E402
+import ray
+from ray import serve
 
-from bench._common import write_results  # noqa: E402
-from bench.http_app import API_KEY, plain, service  # noqa: E402
-from bench.loadgen import build_request, load  # noqa: E402
-from bench.ray_domain import Bump, bump  # noqa: E402
-from talix_ray.runtime.ray import RayRuntime  # noqa: E402
-from talix_ray.serve import hash_key, serve_deployment  # noqa: E402
+from bench._common import write_results
+from bench.http_app import API_KEY, plain, service
+from bench.loadgen import build_request, load
+from bench.ray_domain import Bump, bump
+from talix_ray.runtime.ray import RayRuntime
+from talix_ray.serve import hash_key, serve_deployment
 
 
 def free_port() -> int:
