@@ -189,14 +189,18 @@ class Runtime(ABC):
     async def stop(self) -> None:
         """Stop background work and release storage."""
         if self._started:
-            self._started = False
+            # consumers stop first (their in-flight actions are cancelled, not failed), then
+            # the runtime refuses new calls
             for task in self._background:
                 task.cancel()
             for task in self._background:
                 with contextlib.suppress(BaseException):
                     await task
             self._background.clear()
-            await self._stop()
+            try:
+                await self._stop()
+            finally:
+                self._started = False
 
     async def __aenter__(self) -> Self:
         return await self.start()
