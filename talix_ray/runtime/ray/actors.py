@@ -23,6 +23,7 @@ from ...shared import Clock
 from .spec import AppSpec
 
 log = logging.getLogger("talix.ray")
+_BATCHED = frozenset({"execute", "get"})
 
 
 class _Hosting:
@@ -65,6 +66,19 @@ class _Hosting:
             return await self.host.execute(cmd, aggregate_id, input, command_id, meta)
         finally:
             self.timings.append(time.perf_counter() - t)
+
+    async def batch(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
+        """Several ``execute``/``get`` calls in one actor call (the router batches them);
+        each outcome is ``(True, result)`` or ``(False, the exception)``."""
+        from .executors import portable
+
+        for method, _ in calls:
+            if method not in _BATCHED:
+                raise ValueError(f"{method} cannot be batched")
+        outs = await asyncio.gather(*(getattr(self, m)(*a) for m, a in calls),
+                                    return_exceptions=True)
+        return [(False, portable(o)) if isinstance(o, BaseException) else (True, o)
+                for o in outs]
 
     async def get(self, store: str, aggregate_id: str) -> Aggregate:
         """The aggregate's current state (read-your-writes)."""

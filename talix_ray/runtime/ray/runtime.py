@@ -243,8 +243,8 @@ class RayRuntime(Runtime):
                                                    input, cid, meta)
         else:
             p = self.journal.partition_of(store.name, aggregate_id)
-            result = await self.router.shard_call(p, "execute", store.name, command.name,
-                                                  aggregate_id, input, cid, meta)
+            result = await self.router.batched(p, "execute", store.name, command.name,
+                                               aggregate_id, input, cid, meta)
         if command_id is None and result.command_id == cid:
             result = result._replace(command_id=None)
         return result  # type: ignore[no-any-return]
@@ -254,8 +254,8 @@ class RayRuntime(Runtime):
             return await self.router.entity_call(  # type: ignore[no-any-return]
                 store.name, aggregate_id, "get", store.name, aggregate_id)
         p = self.journal.partition_of(store.name, aggregate_id)
-        return await self.router.shard_call(p, "get", store.name,  # type: ignore[no-any-return]
-                                            aggregate_id)
+        return await self.router.batched(p, "get", store.name,  # type: ignore[no-any-return]
+                                         aggregate_id)
 
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait until every action triggered by what was written so far has run.
