@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.documents.receipts import accuracy  # noqa: E402
-from talix_ray.ocr import get_engine  # noqa: E402
+from services.documents.receipts import accuracy
+from talix_ray.ocr import get_engine
 
 
 def main() -> int:

@@ -169,8 +169,8 @@ def rows(items: list[Box]) -> list[Row]:
 
 # -- amounts and currencies --------------------------------------------------------------------
 _MARK = r"(?:€|\$|£|(?<![A-Z])(?:EUR|USD|GBP|CHF)|SFr\.?|Fr\.)"
-_NUMBER = r"-?\d{1,3}(?:[.,'’` ]\d{3})+(?:[.,]\d{1,2})?|-?\d+(?:[.,]\d{1,2})?"
-_MONEY = re.compile(rf"(?<![\d.,])(?P<pre>{_MARK})?\s?(?P<num>{_NUMBER})(?![\d%])\s?"
+_NUMBER = r"-?\d{1,3}(?:[.,'\u2019` ]\d{3})+(?:[.,]\d{1,2})?|-?\d+(?:[.,]\d{1,2})?"
+_MONEY = re.compile(rf"(?<![\d.,])(?P<pre>{_MARK})?\s?(?P<num>{_NUMBER})(?![\d%]|[.,]\d)\s?"
                     rf"(?P<post>{_MARK})?(?![\w])")
 _CURRENCY = {"€": "EUR", "$": "USD", "£": "GBP", "EUR": "EUR", "USD": "USD", "GBP": "GBP",
              "CHF": "CHF", "SFR": "CHF", "SFR.": "CHF", "FR.": "CHF"}
@@ -188,7 +188,7 @@ class Money:
 def parse_number(text: str) -> tuple[Decimal, bool] | None:
     """``1.234,56`` / ``1,234.56`` / ``1'234.50`` / ``1 234,56`` / ``12,50`` / ``7`` → a
     Decimal, and whether it had cents."""
-    text = text.strip().replace("’", "'").replace("`", "'")
+    text = text.strip().replace("\u2019", "'").replace("`", "'")
     negative = text.startswith("-")
     text = text.lstrip("-")
     m = re.fullmatch(r"(.*?)(?:([.,])(\d{1,2}))?", text)
@@ -242,7 +242,7 @@ _MONTHS = {
     "sept": 9, "mrz": 3, "mai": 5, "okt": 10, "dez": 12, "janv": 1, "fevr": 2, "fev": 2,
     "avr": 4, "juin": 6, "juil": 7, "aout": 8, "aou": 8, "mars": 3,
 }
-_MONTH_NAME = (r"(?i:jan(?:uary|v)?|feb(?:ruary)?|f[ée]vr?|m[äa]r(?:ch|s)?|mrz|apr(?:il)?|avr|"
+_MONTH_NAME = (r"(?i:jan(?:uary|v)?|feb(?:ruary)?|f[ée]vr?|m[äa]r(?:ch|s|z)?|mrz|apr(?:il)?|avr|"
                r"may|mai|june?|juin|july?|juil|aug(?:ust)?|ao[ûu]t|sep(?:t(?:ember)?)?|"
                r"o[ck]t(?:ober)?|nov(?:ember)?|d[eé][cz](?:ember)?)")
 _ISO = re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")

@@ -503,10 +503,11 @@ def invoice(rng: random.Random) -> tuple[Layout, GroundTruth]:
 
 
 # -- documents that are not expenses -----------------------------------------------------------
-_LOREM = ("we are writing to let you know about changes to our opening hours and services "
-          "starting next month our team will be available on weekdays and the first "
-          "Saturday of each month please contact us with any questions about your account "
-          "we value your trust and look forward to seeing you again soon").split()
+_LOREM = (  # noqa: SIM905
+    "we are writing to let you know about changes to our opening hours and services "
+    "starting next month our team will be available on weekdays and the first "
+    "Saturday of each month please contact us with any questions about your account "
+    "we value your trust and look forward to seeing you again soon").split()
 
 
 def _sentence(rng: random.Random, words: int) -> str:

@@ -13,7 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..model.errors import ValidationError
 
@@ -47,6 +47,8 @@ class UnreadableDocument(ValidationError):
 
 class OcrLimits(BaseModel):
     """Bounds on what one read may cost; a file over any of them is refused, not truncated."""
+
+    model_config = ConfigDict(frozen=True)
 
     max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     max_pages: int = Field(default=20, gt=0)
