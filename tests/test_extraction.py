@@ -115,6 +115,7 @@ def test_label_and_amount_on_one_row_on_a_rotated_page():
     ("Total Fr. 23.40", "23.40", "CHF"),
     ("Total $ 4.50", "4.50", "USD"),
     ("Total12.50", "12.50", None),
+    ("Balance due €43 ,32", "43.32", "EUR"),  # a space OCR put before the cents
 ])
 def test_amounts_with_separators_and_currencies(text, value, currency):
     found = amounts(text)[-1]
@@ -138,6 +139,7 @@ def test_percentages_and_item_codes_are_not_the_amount():
     ("March 14, 2025", False, dt.date(2025, 3, 14)),
     ("Sept 3 2024", False, dt.date(2024, 9, 3)),
     ("DateJun212024", False, dt.date(2024, 6, 21)),       # glued by OCR
+    ("0ct302024 19:01", False, dt.date(2024, 10, 30)),    # O read as a zero
     ("21/07/202219:02", False, dt.date(2022, 7, 21)),     # time glued to the year
     ("06/14/2109:56", True, dt.date(2021, 6, 14)),
     ("2025-03-14", False, dt.date(2025, 3, 14)),

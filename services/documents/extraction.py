@@ -205,8 +205,12 @@ def parse_number(text: str) -> tuple[Decimal, bool] | None:
     return (-value if negative else value).quantize(Decimal("0.01")), bool(cents)
 
 
+_SPACED_CENTS = re.compile(r"(\d)\s([.,])(\d{2})(?!\d)|(\d)([.,])\s(\d{2})(?!\d)")
+
+
 def amounts(text: str) -> list[Money]:
-    """Every money amount in ``text``, left to right."""
+    """Every money amount in ``text``, left to right (``43 ,32``: a stray space is closed)."""
+    text = _SPACED_CENTS.sub(lambda m: "".join(g for g in m.groups() if g), text)
     out = []
     for m in _MONEY.finditer(text):
         parsed = parse_number(m["num"])
@@ -244,7 +248,7 @@ _MONTHS = {
 }
 _MONTH_NAME = (r"(?i:jan(?:uary|v)?|feb(?:ruary)?|f[ée]vr?|m[äa]r(?:ch|s|z)?|mrz|apr(?:il)?|avr|"
                r"may|mai|june?|juin|july?|juil|aug(?:ust)?|ao[ûu]t|sep(?:t(?:ember)?)?|"
-               r"o[ck]t(?:ober)?|nov(?:ember)?|d[eé][cz](?:ember)?)")
+               r"[o0][ck]t(?:ober)?|nov(?:ember)?|d[eé][cz](?:ember)?)")
 _ISO = re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
 _NUMERIC = re.compile(r"(?<![\d.,/-])(\d{1,2})\s?([./-])\s?(\d{1,2})\s?\2\s?(\d{4}|\d{2})"
                       r"(?![\d.,:]\d|\d)")
@@ -269,7 +273,7 @@ def _year(text: str) -> int:
 
 
 def _month(word: str) -> int | None:
-    word = word.lower().rstrip(".").replace("é", "e").replace("ä", "a").replace("û", "u")
+    word = word.lower().rstrip(".").replace("0", "o").replace("é", "e").replace("ä", "a").replace("û", "u")
     for size in (4, 3):
         if (month := _MONTHS.get(word[:size])) is not None:
             return month

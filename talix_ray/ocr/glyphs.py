@@ -100,9 +100,13 @@ def templates() -> tuple[Template, ...]:
     return tuple(out)
 
 
-def classify(ink: np.ndarray) -> tuple[str, float] | None:
+_LOWERCASE = frozenset("ce")  # x-height letters: shorter than a symbol or a digit
+
+
+def classify(ink: np.ndarray, full_height: bool = False) -> tuple[str, float] | None:
     """The best-matching symbol for a glyph and its score, ``None`` if a look-alike (or
-    nothing) matches better."""
+    nothing) matches better. ``full_height``: the glyph is as tall as the line's digits, so
+    it is no x-height letter."""
     got = normalize(ink)
     table = templates()
     if got is None or not table:
@@ -110,9 +114,16 @@ def classify(ink: np.ndarray) -> tuple[str, float] | None:
     vec, aspect = got
     best: dict[str, float] = {}
     for t in table:
+        if full_height and t.char in _LOWERCASE:
+            continue
         score = float(vec @ t.vector) - 0.25 * abs(np.log(aspect / t.aspect))
         if score > best.get(t.char, -9.0):
             best[t.char] = score
+    if best.get("€", -9.0) >= max(best.values()) - _MARGIN:  # € or a C: the bars tell
+        if bar_width(ink) >= 0.55:
+            best = {c: v for c, v in best.items() if c not in ("C", "c")}
+        else:
+            best.pop("€")
     char = max(best, key=lambda c: best[c])
     if char not in SYMBOLS or best[char] < _MIN_SCORE:
         return None
@@ -120,6 +131,23 @@ def classify(ink: np.ndarray) -> tuple[str, float] | None:
     if best[char] - rival < _MARGIN:
         return None
     return char, best[char]
+
+
+def bar_width(ink: np.ndarray) -> float:
+    """The longest horizontal run of ink across the middle of a glyph, as a share of its
+    width: the bars of a ``€`` span most of it (0.7-0.9), a ``C`` has none (0.2-0.35)."""
+    ys, xs = np.nonzero(ink)
+    if not len(xs):
+        return 0.0
+    glyph = ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    h, w = glyph.shape
+    longest = 0
+    for row in glyph[int(h * 0.3):int(h * 0.72) + 1]:
+        padded = np.concatenate(([False], row, [False])).astype(np.int8)
+        edges = np.flatnonzero(np.diff(padded))
+        if len(edges):
+            longest = max(longest, int((edges[1::2] - edges[::2]).max()))
+    return longest / w
 
 
 def line_crop(gray: np.ndarray, points: Sequence[Sequence[float]]) -> tuple[np.ndarray,
@@ -197,9 +225,10 @@ def restore_symbols(gray: np.ndarray, points: Sequence[Sequence[float]],
             continue
         blob = ink[:, x0:x1]
         ys = np.nonzero(blob.any(axis=1))[0]
-        if not len(ys) or not 0.6 * tall <= ys.max() - ys.min() + 1 <= 1.5 * tall:
+        height = ys.max() - ys.min() + 1 if len(ys) else 0
+        if not 0.6 * tall <= height <= 1.5 * tall:
             continue
-        got = classify(blob[ys.min():ys.max() + 1])
+        got = classify(blob[ys.min():ys.max() + 1], full_height=height >= 0.85 * tall)
         if got is None:
             continue
         if suspect:
@@ -215,12 +244,14 @@ def restore_symbols(gray: np.ndarray, points: Sequence[Sequence[float]],
 
 
 def _next_to_digit(chars: Sequence[str], i: int) -> bool:
-    """Whether character ``i`` stands alone (no letter touches it) next to a digit (spaces
-    skipped): ``f12.50``, ``12.50 E``, not the ``e`` of ``Cafe 12``."""
+    """Whether character ``i`` comes right before a digit (``f12.50``, ``Totalf12.50``: OCR
+    drops spaces) or stands alone next to one (``12.50 E``), not the ``e`` of ``Cafe 12``."""
     def touching(step: int) -> str:
         j = i + step
         return chars[j] if 0 <= j < len(chars) else ""
 
+    if touching(1).isdigit():
+        return True
     if touching(-1).isalpha() or touching(1).isalpha():
         return False
 
