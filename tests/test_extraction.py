@@ -123,6 +123,21 @@ def test_amounts_with_separators_and_currencies(text, value, currency):
     assert parse_currency(text) == currency
 
 
+@pytest.mark.parametrize("label", ["TOTALGBP", "Total(ind.VAT)(GBP)", "Total (incl. VAT)"])
+def test_total_labels_as_ocr_reads_them(label):
+    """OCR glues a code to the label, or reads "incl." as "ind."."""
+    rows = [["Fox Parking"], "21-10-2021", [("Net", 30), ("813.38", 420)],
+            [(label, 30), ("£854.05", 420)], [("incl. VAT 5%", 30), ("40.67", 420)]]
+    f = fields_of(rows)
+    assert (f.total.value, f.currency.value) == (Decimal("854.05"), "GBP")
+
+
+def test_a_long_number_is_no_amount():
+    """A total the expense could not store (14 digits at most) is never extracted."""
+    f = fields_of([["Corner Shop"], [("TOTAL", 30), ("123456789012345.00 EUR", 300)]])
+    assert not f.is_expense
+
+
 def test_percentages_and_item_codes_are_not_the_amount():
     assert [m.value for m in amounts("VAT 20% 1.60")] == [Decimal("1.60")]
     assert [m.value for m in amounts("Tax 8.875% 3,20")] == [Decimal("3.20")]

@@ -123,8 +123,7 @@ def test_a_letter_is_read_and_is_not_an_expense(engine):
 def test_plain_text_is_taken_as_it_is(engine):
     result = engine.read(b"Blue Bottle Coffee\nDate: 14.03.2025\nTOTAL EUR 8,00\n",
                          "text/plain; charset=utf-8")
-    assert result.engine == "text" and [ln.text for ln in result.lines][0] == \
-        "Blue Bottle Coffee"
+    assert result.engine == "text" and result.lines[0].text == "Blue Bottle Coffee"
     fields = extract_fields(result)
     assert fields.total.value == Decimal("8.00") and fields.currency.value == "EUR"
 

@@ -205,6 +205,7 @@ def parse_number(text: str) -> tuple[Decimal, bool] | None:
     return (-value if negative else value).quantize(Decimal("0.01")), bool(cents)
 
 
+_MAX_AMOUNT = Decimal(10) ** 10
 _SPACED_CENTS = re.compile(r"(\d)\s([.,])(\d{2})(?!\d)|(\d)([.,])\s(\d{2})(?!\d)")
 
 
@@ -214,7 +215,7 @@ def amounts(text: str) -> list[Money]:
     out = []
     for m in _MONEY.finditer(text):
         parsed = parse_number(m["num"])
-        if parsed is None:
+        if parsed is None or abs(parsed[0]) >= _MAX_AMOUNT:  # a phone or account number
             continue
         mark = (m["pre"] or m["post"] or "").upper()
         out.append(Money(parsed[0], _CURRENCY.get(mark), parsed[1]))
@@ -272,8 +273,11 @@ def _year(text: str) -> int:
     return year
 
 
+_PLAIN = str.maketrans("0éäû", "oeau")  # OCR reads an O as a zero: "0ct"
+
+
 def _month(word: str) -> int | None:
-    word = word.lower().rstrip(".").replace("0", "o").replace("é", "e").replace("ä", "a").replace("û", "u")
+    word = word.lower().rstrip(".").translate(_PLAIN)
     for size in (4, 3):
         if (month := _MONTHS.get(word[:size])) is not None:
             return month
@@ -347,7 +351,7 @@ _NOT_TOTAL = re.compile(
     r"sub\s*-?\s*total|(?<![a-z])net(?![a-z])|(?<![a-z])(vat|tax|mwst|tva|iva|btw|gst|ust)"
     r"(?![a-z])|(?<![a-z])tip|gratuity|service|cash|tender|change|(?<![a-z])items?(?![a-z])|"
     r"discount|sav(ed|ings)|rabatt|remise|points|qty", re.I)
-_INCLUDED = re.compile(r"total\s*\(?\s*incl", re.I)
+_INCLUDED = re.compile(r"total\s*\(?\s*(incl|inkl|inc\b|ind\b|ind\.)", re.I)  # "ind.": OCR
 _EXPENSE_WORDS = re.compile(
     r"receipt|invoice|subtotal|sub-total|(?<![a-z])(vat|tax|mwst|tva|iva|btw|tip|change|cash|"
     r"visa|mastercard|amex|debit|card|auth|tendered|gratuity|quittung|rechnung|facture|"
@@ -370,10 +374,12 @@ def _row_money(row: Row) -> list[Money]:
 
 
 def _label_of(row: Row) -> str:
-    """The row's words before its last amount."""
+    """The row's words before its last amount, a currency code glued to them by OCR set
+    apart (``TOTALGBP``)."""
     text = row.text
     found = list(_MONEY.finditer(text))
-    return text[:found[-1].start()] if found else text
+    label = text[:found[-1].start()] if found else text
+    return re.sub(r"(EUR|USD|GBP|CHF)", r" \1 ", label)
 
 
 def find_total(table: list[Row]) -> tuple[Found[Decimal], int | None]:
