@@ -132,6 +132,18 @@ def test_total_labels_as_ocr_reads_them(label):
     assert (f.total.value, f.currency.value) == (Decimal("854.05"), "GBP")
 
 
+def test_a_total_misread_by_ocr_is_corrected_by_the_rows_around_it_for_review():
+    """OCR lost the 1 of 135.86: net + tax and cash - change both say 135.86."""
+    rows = [["Velvet Barrel Market"], "February 13, 2021", [("Net", 30), ("125.51 USD", 420)],
+            [("Tax 8.25%", 30), ("10.35 USD", 420)], [("Balance due", 30), ("USD 35.86", 420)],
+            [("CASH", 30), ("146.00 USD", 420)], [("Change due", 30), ("10.14 USD", 420)]]
+    f = fields_of(rows)
+    assert f.total.value == Decimal("135.86") and f.needs_review
+    rows[4] = [("Balance due", 30), ("USD 135.86", 420)]
+    f = fields_of(rows)
+    assert f.total.value == Decimal("135.86") and not f.needs_review
+
+
 def test_a_long_number_is_no_amount():
     """A total the expense could not store (14 digits at most) is never extracted."""
     f = fields_of([["Corner Shop"], [("TOTAL", 30), ("123456789012345.00 EUR", 300)]])

@@ -415,34 +415,48 @@ def find_total(table: list[Row]) -> tuple[Found[Decimal], int | None]:
         return Found[Decimal](), None
     strength, index, money = best
     confidence = {3: 0.9, 2: 0.8}.get(int(strength), 0.5)
-    confidence = min(1.0, confidence + _consistency(table, index, money.value))
-    return Found[Decimal](value=money.value, confidence=round(confidence, 3)), index
+    bonus, corrected = _consistency(table, money.value)
+    confidence = max(0.0, min(1.0, confidence + bonus))
+    return Found[Decimal](value=corrected or money.value,
+                          confidence=round(confidence, 3)), index
 
 
-def _consistency(table: list[Row], index: int, total: Decimal) -> float:
-    """A bonus when the rows around the total agree with it (subtotal + tax + tip = total,
-    cash - change = total), a penalty when an amount below it is larger without being cash."""
-    bonus = 0.0
-    labelled: dict[str, Decimal] = {}
+def _labelled(table: list[Row]) -> dict[str, Decimal]:
+    """The first amount of each of the subtotal, tax, tip, cash and change rows."""
+    found: dict[str, Decimal] = {}
     for row in table:
         money = _row_money(row)
         if not money:
             continue
         label = _label_of(row).lower()
-        for key, pattern in (("sub", r"sub\s*-?\s*total|net"), ("tax", r"vat|tax|mwst|tva|iva"),
+        for key, pattern in (("sub", r"sub\s*-?\s*total|(?<![a-z])net"),
+                             ("tax", r"vat|tax|mwst|tva|iva|btw"),
                              ("tip", r"tip|gratuity|service"), ("cash", r"cash|tender"),
                              ("change", r"change")):
-            if re.search(pattern, label) and key not in labelled:
-                labelled[key] = money[-1].value
-    if "cash" in labelled and "change" in labelled and \
-            labelled["cash"] - labelled["change"] == total:
-        bonus += 0.1
-    sub = labelled.get("sub")
-    if sub is not None:
-        parts = [sub + labelled.get("tax", Decimal(0)) + labelled.get("tip", Decimal(0)),
-                 sub + labelled.get("tip", Decimal(0)), sub]
-        bonus += 0.1 if total in parts else (-0.1 if total < sub else 0.0)
-    return bonus
+            if re.search(pattern, label) and key not in found:
+                found[key] = money[-1].value
+    return found
+
+
+def _consistency(table: list[Row], total: Decimal) -> tuple[float, Decimal | None]:
+    """A confidence bonus when the rows around the total agree with it (subtotal + tax + tip,
+    cash - change), a penalty when they disagree; and the total two of them agree on when
+    that is not the one read (OCR lost a digit of it)."""
+    rows = _labelled(table)
+    zero = Decimal(0)
+    paid = rows["cash"] - rows["change"] if "cash" in rows and "change" in rows else None
+    sums: set[Decimal] = set()
+    if "sub" in rows:
+        sub, tax, tip = rows["sub"], rows.get("tax", zero), rows.get("tip", zero)
+        sums = {sub + tax + tip, sub + tip, sub + tax, sub}
+    if paid is not None and paid > 0 and paid in sums and paid != total:
+        return -0.4, paid  # two sources agree on another total
+    bonus = 0.0
+    if paid is not None:
+        bonus += 0.1 if paid == total else -0.1
+    if sums:
+        bonus += 0.1 if total in sums else (-0.1 if total < min(sums) else 0.0)
+    return bonus, None
 
 
 def find_currency(table: list[Row], total_row: int | None) -> Found[str]:

@@ -195,45 +195,34 @@ def restore_symbols(gray: np.ndarray, points: Sequence[Sequence[float]],
         return None
     _, binary = cv2.threshold(crop, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
     ink = binary > 0
-    # the crop's outer rows often hold bits of the neighbouring lines: keep the middle band
-    rows = ink.sum(axis=1)
-    centers = []
+    centers = []  # each character's middle, in the upright crop
     for box in char_boxes:
         c = np.asarray(box, np.float32).mean(axis=0)
         p = m @ np.array([c[0], c[1], 1.0])
         centers.append(float(p[0] / p[2]))
-    digit_heights = []
-    runs = _blobs(ink)
-    placed: list[tuple[float, str]] = [(x, ch) for x, ch in zip(centers, chars, strict=True)]
+    blobs = []  # (x0, x1, top, bottom, the characters whose middle falls in it)
+    for x0, x1 in _blobs(ink):
+        ys = np.nonzero(ink[:, x0:x1].any(axis=1))[0]
+        inside = [i for i, x in enumerate(centers)
+                  if x0 - 1 <= x < x1 + 1 and chars[i].strip()]
+        blobs.append((x0, x1, int(ys.min()), int(ys.max()) + 1, inside))
+    digits = [b[3] - b[2] for b in blobs if b[4] and all(chars[i].isdigit() for i in b[4])]
+    if not digits:
+        return None
+    tall = max(digits)
+    placed: list[tuple[float, str]] = list(zip(centers, chars, strict=True))
     changed = False
-    for x0, x1 in runs:
-        inside = [i for i, x in enumerate(centers) if x0 - 1 <= x < x1 + 1
-                  and chars[i].strip()]
-        blob = ink[:, x0:x1]
-        ys = np.nonzero(blob.any(axis=1))[0]
-        if not len(ys):
-            continue
-        if all(chars[i].isdigit() for i in inside) and inside:
-            digit_heights.append(ys.max() - ys.min() + 1)
-    tall = max(digit_heights) if digit_heights else int(rows.astype(bool).sum())
-    for x0, x1 in runs:
-        inside = [i for i, x in enumerate(centers) if x0 - 1 <= x < x1 + 1
-                  and chars[i].strip()]
+    for x0, x1, top, bottom, inside in blobs:
         suspect = (len(inside) == 1 and chars[inside[0]] in LOOKALIKES
                    and _next_to_digit(chars, inside[0]))
-        if inside and not suspect:
+        height = bottom - top
+        if (inside and not suspect) or not 0.6 * tall <= height <= 1.5 * tall:
             continue
-        blob = ink[:, x0:x1]
-        ys = np.nonzero(blob.any(axis=1))[0]
-        height = ys.max() - ys.min() + 1 if len(ys) else 0
-        if not 0.6 * tall <= height <= 1.5 * tall:
-            continue
-        got = classify(blob[ys.min():ys.max() + 1], full_height=height >= 0.85 * tall)
+        got = classify(ink[top:bottom, x0:x1], full_height=height >= 0.85 * tall)
         if got is None:
             continue
         if suspect:
-            i = inside[0]
-            placed[i] = (placed[i][0], got[0])
+            placed[inside[0]] = (placed[inside[0]][0], got[0])
         else:
             placed.append(((x0 + x1) / 2, got[0]))
         changed = True
