@@ -329,3 +329,16 @@ def test_an_unsure_expense_is_created_for_review(ocr_kit):
     ocr_kit.settle(30)
     expense = ocr_kit.state(expenses, "unsure")
     assert expense.amount == Decimal("3.20") and expense.needs_review is True
+
+
+def test_the_analyzer_travels_small_to_ray_workers(engine):
+    """The analyzer is pickled into each Ray task: it carries the engine's name, not the
+    loaded models, and each worker process loads them once."""
+    import pickle
+
+    from services.documents import OcrAnalyzer
+
+    analyzer = OcrAnalyzer()
+    assert analyzer.engine is engine
+    copy = pickle.loads(pickle.dumps(analyzer))
+    assert len(pickle.dumps(analyzer)) < 1000 and copy.engine is engine
