@@ -112,6 +112,7 @@ def test_label_and_amount_on_one_row_on_a_rotated_page():
     ("TOTAL 12,50€", "12.50", "EUR"),
     ("Amount due USD 57.83", "57.83", "USD"),
     ("AmountpayableUSD 57.83", "57.83", "USD"),  # OCR glued the words
+    ("TOTALTTCUSD 5.30", "5.30", "USD"),
     ("Total Fr. 23.40", "23.40", "CHF"),
     ("Total $ 4.50", "4.50", "USD"),
     ("Total12.50", "12.50", None),
@@ -167,6 +168,8 @@ def test_percentages_and_item_codes_are_not_the_amount():
     ("Sept 3 2024", False, dt.date(2024, 9, 3)),
     ("DateJun212024", False, dt.date(2024, 6, 21)),       # glued by OCR
     ("0ct302024 19:01", False, dt.date(2024, 10, 30)),    # O read as a zero
+    ("Receipt#46260November2024", False, None),           # a month and a year, no day
+    ("November 7, 2024", False, dt.date(2024, 11, 7)),
     ("21/07/202219:02", False, dt.date(2022, 7, 21)),     # time glued to the year
     ("06/14/2109:56", True, dt.date(2021, 6, 14)),
     ("2025-03-14", False, dt.date(2025, 3, 14)),

@@ -174,7 +174,7 @@ _MONEY = re.compile(rf"(?<![\d.,])(?P<pre>{_MARK})?\s?(?P<num>{_NUMBER})(?![\d%]
                     rf"(?P<post>{_MARK})?(?![\w])")
 _CURRENCY = {"€": "EUR", "$": "USD", "£": "GBP", "EUR": "EUR", "USD": "USD", "GBP": "GBP",
              "CHF": "CHF", "SFR": "CHF", "SFR.": "CHF", "FR.": "CHF"}
-_CODES = re.compile(r"(?<![A-Z])(EUR|USD|GBP|CHF)(?![A-Za-z])|(?<=TOTAL)(EUR|USD|GBP|CHF)|"
+_CODES = re.compile(r"(?<![A-Z])(EUR|USD|GBP|CHF)(?![A-Za-z])|(EUR|USD|GBP|CHF)(?=\s?\d)|"
                     r"(?<![A-Za-z])SFr\.?|[€$£]|(?<![A-Za-z])Fr\.(?=\s?\d)")
 
 
@@ -256,8 +256,8 @@ _NUMERIC = re.compile(r"(?<![\d.,/-])(\d{1,2})\s?([./-])\s?(\d{1,2})\s?\2\s?(\d{
 # month names may be glued to the words around them by OCR ("DateJun212024")
 _DAY_MONTH = re.compile(rf"(?<!\d)(\d{{1,2}})\.?[\s-]*({_MONTH_NAME})(?![a-zA-Z])\.?[\s,-]*'?"
                         r"(\d{4}|\d{2})(?!\d)")
-_MONTH_DAY = re.compile(rf"({_MONTH_NAME})(?![a-zA-Z])\.?\s*(\d{{1,2}})(?:st|nd|rd|th)?,?\s*'?"
-                        r"(\d{4}|\d{2})(?!\d)")
+_MONTH_DAY = re.compile(rf"({_MONTH_NAME})(?![a-zA-Z])\.?\s*(\d{{1,2}})(?:st|nd|rd|th)?"
+                        r"(?:[,\s']+(\d{4}|\d{2})|(\d{4}))(?!\d)")  # "November2024" is no date
 
 
 @dataclass
@@ -332,7 +332,7 @@ def find_dates(text: str, month_first: bool = False) -> list[DateHit]:
             add(m, _date(_year(m[3]), month, int(m[1])))
     for m in _MONTH_DAY.finditer(text):
         if (month := _month(m[1])) is not None:
-            add(m, _date(_year(m[3]), month, int(m[2])))
+            add(m, _date(_year(m[3] or m[4]), month, int(m[2])))
     return [hit for _, hit in sorted(hits, key=lambda h: h[0])]
 
 
