@@ -202,6 +202,23 @@ def test_the_vendor_is_the_biggest_text_near_the_top():
     assert (f.total.value, f.currency.value) == (Decimal("789.56"), "CHF")
 
 
+def test_an_address_is_not_the_vendor():
+    rows = [["BRIGHT SPARROW"], ["30MainStreet"], ["Chicago, MA 95010"], "March 26, 2022",
+            [("GRAND TOTAL", 30), ("$177.95", 420)]]
+    assert fields_of(rows, big=()).vendor.value == "BRIGHT SPARROW"
+
+
+def test_decimal_commas_without_a_currency_mark_are_guessed_euros_for_review():
+    rows = [["Anchor Parking"], "16 Oct 2025", [("Oil change", 30), ("70,00", 420)],
+            [("GRAND TOTAL", 30), ("132,41", 420)], [("incl. IVA 10%", 30), ("12,04", 420)]]
+    f = fields_of(rows)
+    assert f.currency.value == "EUR" and f.currency.confidence < REVIEW_BELOW
+    assert f.needs_review
+    dots = [[(t.replace(",", "."), x) for t, x in r] if isinstance(r, list) else r
+            for r in rows]
+    assert fields_of(dots).currency.value is None  # decimal points: no guess
+
+
 def test_the_total_on_a_second_page():
     rows = CAFE[:6] + [[("Muffin", 30), ("£2.00", 420)]] * 4 + CAFE[6:]
     f = fields_of(rows, pages=2)

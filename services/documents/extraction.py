@@ -364,6 +364,7 @@ _NOT_VENDOR = re.compile(
     r"(?<![a-z])(receipt|invoice|tax\s*invoice|welcome|date|datum|tel|phone|fax|www|http|"
     r"vat|mwst|tva|uid|che-|store\s*#|table|server|cashier|order|bill\s*to|no\.|street|"
     r"road|avenue|strasse|rue|via|quai|square|kingsway|thank)(?![a-z])|@|\d{3,}", re.I)
+_ADDRESS = re.compile(r"^\d{1,5}\s?[A-Za-z]|\b\d{4,5}\s?[A-Z][a-z]+$")  # "30 Main Street"
 _DUE = re.compile(r"due\s*date|date\s*of\s*birth|valid|expir|birth|payable\s*by", re.I)
 _DATE_LABEL = re.compile(r"(?<![a-z])(date|datum|dated|issued|invoice\s*date)(?![a-z])", re.I)
 
@@ -470,6 +471,13 @@ def find_currency(table: list[Row], total_row: int | None) -> Found[str]:
         for code in currencies(row.text):
             counts[code] = counts.get(code, 0) + 1
     if not counts:
+        # no symbol or code could be read: amounts with decimal commas are most likely euros;
+        # a guess, so the expense goes to review
+        money = [m for row in table for m in amounts(row.text) if m.exact]
+        comma = sum(1 for row in table for m in _MONEY.finditer(row.text)
+                    if re.search(r",\d{2}$", m["num"]))
+        if money and comma > len(money) / 2:
+            return Found[str](value="EUR", confidence=0.4)
         return Found[str]()
     code = max(counts, key=lambda c: counts[c])
     share = counts[code] / sum(counts.values())
@@ -511,7 +519,8 @@ def find_vendor(table: list[Row], items: list[Box]) -> Found[str]:
             text = box.text.strip()
             letters = sum(c.isalpha() for c in text)
             if letters < 3 or letters < 0.5 * len(text.replace(" ", "")) or \
-                    _NOT_VENDOR.search(text) or find_dates(text) or amounts_only(text):
+                    _NOT_VENDOR.search(text) or _ADDRESS.search(text) or find_dates(text) \
+                    or amounts_only(text):
                 continue
             score = box.height / typical - 0.05 * i
             if best is None or score > best[0]:

@@ -119,7 +119,7 @@ def classify(ink: np.ndarray, full_height: bool = False) -> tuple[str, float] | 
         score = float(vec @ t.vector) - 0.25 * abs(np.log(aspect / t.aspect))
         if score > best.get(t.char, -9.0):
             best[t.char] = score
-    if best.get("€", -9.0) >= max(best.values()) - _MARGIN:  # € or a C: the bars tell
+    if best.get("€", -9.0) >= max(best.values()) - 0.1:  # € or a C: the bars tell
         if bar_width(ink) >= 0.55:
             best = {c: v for c, v in best.items() if c not in ("C", "c")}
         else:
