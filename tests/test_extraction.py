@@ -214,8 +214,8 @@ def test_decimal_commas_without_a_currency_mark_are_guessed_euros_for_review():
     f = fields_of(rows)
     assert f.currency.value == "EUR" and f.currency.confidence < REVIEW_BELOW
     assert f.needs_review
-    dots = [[(t.replace(",", "."), x) for t, x in r] if isinstance(r, list) else r
-            for r in rows]
+    dots = [[(seg[0].replace(",", "."), seg[1]) if isinstance(seg, tuple) else seg
+             for seg in r] if isinstance(r, list) else r for r in rows]
     assert fields_of(dots).currency.value is None  # decimal points: no guess
 
 
