@@ -117,6 +117,8 @@ def test_label_and_amount_on_one_row_on_a_rotated_page():
     ("Total $ 4.50", "4.50", "USD"),
     ("Total12.50", "12.50", None),
     ("Balance due €43 ,32", "43.32", "EUR"),  # a space OCR put before the cents
+    ("GRANDTOTAL...........£.8..87", "8.87", "GBP"),  # leader dots run into the amount
+    ("Total ........ 12,50", "12.50", None),
 ])
 def test_amounts_with_separators_and_currencies(text, value, currency):
     found = amounts(text)[-1]
@@ -189,10 +191,11 @@ def test_an_ambiguous_date_is_flagged():
 
 
 def test_the_vendor_is_the_biggest_text_near_the_top():
-    rows = [["Welcome to"], ["The Owl Coffee"], ["40 High Street"], ["Tel. +44 20 7946 0000"],
+    rows = [["Welcometo"], ["The Owl Coffee"], ["40 High Street"], ["Tel. +44 20 7946 0000"],
             ["RECEIPT"], "Date 30/05/2024", [("Latte", 30), ("€3.00", 420)],
             [("TOTAL", 30), ("€3.00", 420)]]
     assert fields_of(rows, big=(1,)).vendor.value == "The Owl Coffee"
+    assert fields_of(rows, big=()).vendor.value == "The Owl Coffee"  # "Welcome to" glued
     invoice = [["Novak Engineering AG"], ["111 Kingsway"], ["INVOICE"], "Date: 2024-04-05",
                [("Software licence", 30), ("CHF 730.40", 420)],
                [("VAT 8.1%", 30), ("CHF 59.16", 420)],

@@ -209,9 +209,18 @@ _MAX_AMOUNT = Decimal(10) ** 10
 _SPACED_CENTS = re.compile(r"(\d)\s([.,])(\d{2})(?!\d)|(\d)([.,])\s(\d{2})(?!\d)")
 
 
+def _leaders(text: str) -> str:
+    """Leader dots (``TOTAL ....... £8.87``) that OCR ran into the amount (``£.8..87``)
+    taken out."""
+    text = re.sub(r"(?<=\d)\.{2,}(?=\d{2}(?!\d))", ".", text)
+    text = re.sub(r"\.{2,}", " ", text)
+    return re.sub(r"(?<=[€$£])\.(?=\d)", "", text)
+
+
 def amounts(text: str) -> list[Money]:
     """Every money amount in ``text``, left to right (``43 ,32``: a stray space is closed)."""
     text = _SPACED_CENTS.sub(lambda m: "".join(g for g in m.groups() if g), text)
+    text = _leaders(text)
     out = []
     for m in _MONEY.finditer(text):
         parsed = parse_number(m["num"])
@@ -363,7 +372,8 @@ _OTHER_WORDS = re.compile(
 _NOT_VENDOR = re.compile(
     r"(?<![a-z])(receipt|invoice|tax\s*invoice|welcome|date|datum|tel|phone|fax|www|http|"
     r"vat|mwst|tva|uid|che-|store\s*#|table|server|cashier|order|bill\s*to|no\.|street|"
-    r"road|avenue|strasse|rue|via|quai|square|kingsway|thank)(?![a-z])|@|\d{3,}", re.I)
+    r"road|avenue|strasse|rue|via|quai|square|kingsway|thank)(?![a-z])|@|\d{3,}|welcome|"
+    r"thank\s*you", re.I)  # OCR glues words: "Welcometo"
 _ADDRESS = re.compile(r"^\d{1,5}\s?[A-Za-z]|\b\d{4,5}\s?[A-Z][a-z]+$")  # "30 Main Street"
 _DUE = re.compile(r"due\s*date|date\s*of\s*birth|valid|expir|birth|payable\s*by", re.I)
 _DATE_LABEL = re.compile(r"(?<![a-z])(date|datum|dated|issued|invoice\s*date)(?![a-z])", re.I)
