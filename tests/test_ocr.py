@@ -169,6 +169,10 @@ def test_bad_files_are_refused_with_a_reason(engine, content, content_type, reas
         engine.read(content, content_type)
     assert info.value.reason == reason
     assert info.value.status == 422 and info.value.to_problem()["reason"] == reason
+    rebuilt = UnreadableDocument.__new__(UnreadableDocument)  # as a replayed step rebuilds it
+    Exception.__init__(rebuilt, info.value.message)
+    rebuilt.details = {"reason": reason}
+    assert rebuilt.reason == reason
 
 
 def test_a_blank_image_has_no_lines(engine):

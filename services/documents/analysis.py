@@ -21,6 +21,9 @@ from ..expenses import CreateExpense
 from .extraction import ExtractedFields, extract_fields, parse_amount, parse_date
 from .model import FieldConfidences, FieldValues, RecordAnalysis
 
+#: The most text kept from a document: its events stay far below the journal's 1 MiB limit.
+MAX_TEXT = 200_000
+
 __all__ = ["Analysis", "DocumentAnalyzer", "ExpenseFields", "OcrAnalyzer", "TextAnalyzer",
            "UnreadableDocument", "extract_expense", "parse_amount", "parse_date"]
 
@@ -72,7 +75,7 @@ class Analysis(BaseModel):
         f = self.fields
         expense = self.expense
         return RecordAnalysis(
-            text=self.text[:1_000_000], is_expense=self.is_expense, engine=self.engine,
+            text=self.text[:MAX_TEXT], is_expense=self.is_expense, engine=self.engine,
             pages=self.pages, timings=self.timings,
             needs_review=bool(expense and expense.needs_review),
             fields=FieldValues(vendor=f.vendor.value, date=f.date.value, total=f.total.value,
@@ -96,7 +99,7 @@ class DocumentAnalyzer(ABC):
         result = self.read(content, content_type)
         if not any(line.text.strip() for line in result.lines):
             raise UnreadableDocument("unreadable", "no text was found in the document")
-        return Analysis(text=result.text, engine=result.engine, pages=result.page_count,
+        return Analysis(text=result.text[:MAX_TEXT], engine=result.engine, pages=result.page_count,
                         timings=result.timings, fields=extract_fields(result))
 
 

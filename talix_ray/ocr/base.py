@@ -41,8 +41,13 @@ class UnreadableDocument(ValidationError):
 
     def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
-        self.reason: Reason = reason
         self.details["reason"] = reason
+
+    @property
+    def reason(self) -> Reason:
+        """Why the file cannot be read (kept in ``details``, so that an error rebuilt from its
+        problem body, as a replayed durable step is, still has it)."""
+        return self.details.get("reason", "unreadable")  # type: ignore[no-any-return]
 
 
 class OcrLimits(BaseModel):
