@@ -16,6 +16,11 @@ import asyncio
 import os
 import statistics
 import sys
+
+# bench/ must not be on the import path: bench/http.py would hide the stdlib's http
+sys.path[:] = [p for p in sys.path
+               if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tempfile
 import time
 import uuid
@@ -25,18 +30,16 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray on loopback only
 ROOT = Path(__file__).parent.parent
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(ROOT))
 
-import psutil  # noqa: E402
-import ray  # noqa: E402
-from _common import write_results  # noqa: E402
+import psutil
+import ray
 
-from bench.ray_domain import Bump, bump, bump_dedicated, service  # noqa: E402
-from talix_ray.objectstore.s3 import S3ObjectStore  # noqa: E402
-from talix_ray.runtime.ray import RayRuntime  # noqa: E402
-from talix_ray.s3server import EmbeddedS3  # noqa: E402
-from talix_ray.settings import Settings  # noqa: E402
+from bench._common import write_results
+from bench.ray_domain import Bump, bump, bump_dedicated, service
+from talix_ray.objectstore.s3 import S3ObjectStore
+from talix_ray.runtime.ray import RayRuntime
+from talix_ray.s3server import EmbeddedS3
+from talix_ray.settings import Settings
 
 
 @ray.remote(num_cpus=0)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, get_type_hints
@@ -42,11 +43,32 @@ class Retry:
 
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """Ray resources for one run of an action (ignored by the LocalRuntime)."""
+    """Ray resources for one run of an action (ignored by the LocalRuntime).
 
-    num_cpus: float = 1
-    num_gpus: float = 0
+    An action that declares none is *light*: on the RayRuntime it runs on the application's
+    async executor actors, many at a time. One that declares ``num_cpus``, ``num_gpus`` or
+    ``memory`` runs as a Ray task with exactly those resources (OCR on a GPU node, say).
+    """
+
+    num_cpus: float | None = None
+    num_gpus: float | None = None
     memory: int | None = None
+
+    @property
+    def light(self) -> bool:
+        """Whether no resource is declared (an executor runs it, not a Ray task)."""
+        return self.num_cpus is None and self.num_gpus is None and self.memory is None
+
+    def task_options(self) -> dict[str, float | int]:
+        """The Ray task options for the declared resources."""
+        opts: dict[str, float | int] = {}
+        if self.num_cpus is not None:
+            opts["num_cpus"] = self.num_cpus
+        if self.num_gpus is not None:
+            opts["num_gpus"] = self.num_gpus
+        if self.memory is not None:
+            opts["memory"] = self.memory
+        return opts
 
 
 @dataclass(eq=False)
@@ -62,6 +84,9 @@ class Action:
     retry: Retry = field(default_factory=Retry)
     public: bool = False
     description: str | None = None
+    scopes: tuple[str, ...] = ()
+    durable: bool = True
+    concurrency: int | None = None
 
     def __repr__(self) -> str:
         return f"Action({self.name})"
@@ -99,6 +124,23 @@ class Action:
         return validate(self.input_model, data, f"input of action {self.name}")
 
 
+_SCOPE = re.compile(r"^[A-Za-z0-9_.:\-/*]{1,128}$")
+
+
+def check_scopes(scopes: Sequence[str], public: bool) -> tuple[str, ...]:
+    """Scopes are short tokens without spaces; a public route cannot require any."""
+    if isinstance(scopes, str):
+        raise ConfigurationError(f"scopes takes a list of scopes, not the string {scopes!r}")
+    out = tuple(scopes)
+    for scope in out:
+        if not isinstance(scope, str) or not _SCOPE.match(scope):
+            raise ConfigurationError(f"invalid scope {scope!r}: 1-128 characters of letters, "
+                                     "digits and _ . : - / *")
+    if out and public:
+        raise ConfigurationError("a public route cannot require scopes")
+    return out
+
+
 def type_hints(fn: Callable[..., Any], localns: dict[str, Any] | None, what: str) -> dict[str, Any]:
     """``get_type_hints`` that also sees the names local to where ``fn`` was decorated."""
     try:
@@ -119,18 +161,35 @@ def _input_annotation(fn: Callable[..., Any], what: str,
 def action(
     *triggers: Trigger,
     name: str | None = None,
-    num_cpus: float = 1,
-    num_gpus: float = 0,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
     memory: int | None = None,
+    concurrency: int | None = None,
     retry: Retry | None = None,
     public: bool = False,
+    scopes: Sequence[str] = (),
+    durable: bool = True,
 ) -> Callable[[Callable[..., Any]], Action]:
     """Declare an action: ``@action(http.post("/x"))`` or ``@action(on_event(created))``.
 
     The first parameter is the input: a pydantic model for HTTP and queue triggers,
-    ``Event[Payload]`` for event triggers, :class:`TimerTick` for timers. ``public=True``
-    exempts its HTTP routes from authentication.
+    ``Event[Payload]`` for event triggers, :class:`TimerTick` for timers. ``num_cpus``,
+    ``num_gpus``, ``memory``: Ray resources of each run (see :class:`Resources`);
+    ``concurrency``: at most this many runs of the action at once. HTTP routes need
+    credentials unless ``public=True``; ``scopes=["expenses:approve"]`` also requires the
+    caller to hold those scopes (403 otherwise).
+
+    Invocations triggered by events, queues, timers or HTTP requests with an
+    ``Idempotency-Key`` record each ``ctx.run``/``ctx.step`` outcome so a retry replays them
+    (durable steps); ``durable=False`` turns that off for an action whose steps are safe to
+    repeat as they are.
     """
+    required = check_scopes(scopes, public)
+    for what, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("memory", memory)):
+        if value is not None and (not isinstance(value, int | float) or value < 0):
+            raise ConfigurationError(f"{what} must be a number >= 0, got {value!r}")
+    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+        raise ConfigurationError(f"concurrency must be an integer >= 1, got {concurrency!r}")
     for t in triggers:
         if not isinstance(t, HttpTrigger | EventTrigger | QueueTrigger | TimerTrigger):
             raise ConfigurationError(f"not a trigger: {t!r}")
@@ -163,7 +222,8 @@ def action(
         return Action(
             name=aname, fn=fn, triggers=tuple(triggers), input_model=model, output_model=output,
             resources=Resources(num_cpus, num_gpus, memory), retry=retry or Retry(),
-            public=public, description=(fn.__doc__ or "").strip() or None,
+            public=public, description=(fn.__doc__ or "").strip() or None, scopes=required,
+            durable=durable, concurrency=concurrency,
         )
 
     return wrap
@@ -180,6 +240,7 @@ class Query:
     http: HttpTrigger | None = None
     public: bool = False
     description: str | None = None
+    scopes: tuple[str, ...] = ()
 
     async def __call__(self, input: Any, ctx: Any) -> Any:
         result = self.fn(input, ctx)
@@ -195,8 +256,13 @@ class Query:
 
 
 def query(trigger: HttpTrigger | None = None, *, name: str | None = None,
-          public: bool = False) -> Callable[[Callable[..., Any]], Query]:
-    """Declare a query; with ``http.get("/things/{id}")`` it is exposed over HTTP."""
+          public: bool = False, scopes: Sequence[str] = ()
+          ) -> Callable[[Callable[..., Any]], Query]:
+    """Declare a query; with ``http.get("/things/{id}")`` it is exposed over HTTP (with
+    credentials unless ``public=True``, and the ``scopes`` given)."""
+    if trigger is not None and not isinstance(trigger, HttpTrigger):
+        raise ConfigurationError(f"a query is exposed by an http trigger, not {trigger!r}")
+    required = check_scopes(scopes, public)
     localns = sys._getframe(1).f_locals
 
     def wrap(fn: Callable[..., Any]) -> Query:
@@ -204,6 +270,7 @@ def query(trigger: HttpTrigger | None = None, *, name: str | None = None,
         annotation, output = _input_annotation(fn, f"query {qname}", localns)
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) \
             else None
-        return Query(qname, fn, model, output, trigger, public, (fn.__doc__ or "").strip() or None)
+        return Query(qname, fn, model, output, trigger, public,
+                     (fn.__doc__ or "").strip() or None, required)
 
     return wrap

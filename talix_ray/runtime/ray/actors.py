@@ -51,16 +51,18 @@ class _Hosting:
 
         return EntityHost(journal, clock_us=self.registry.get(Clock).now_us,
                           context_factory=context, max_active=max_active,
+                          remember_commands=self.spec.remember_commands,
                           snapshot_every=self.spec.snapshot_every)
 
     async def execute(self, store: str, command: str, aggregate_id: str, input: Any,
-                      command_id: str | None) -> CommandResult:
+                      command_id: str | None,
+                      meta: dict[str, str] | None = None) -> CommandResult:
         """Run a (validated) command on one of this actor's aggregates."""
         await self._ensure()
         cmd = self.app.stores[store].commands[command]
         t = time.perf_counter()
         try:
-            return await self.host.execute(cmd, aggregate_id, input, command_id)
+            return await self.host.execute(cmd, aggregate_id, input, command_id, meta)
         finally:
             self.timings.append(time.perf_counter() - t)
 
@@ -186,7 +188,8 @@ class ShardActor(_Hosting):
         """Active aggregates and writer counters."""
         await self._ensure()
         writers = {p: {"head": w.head, "segments": w.segments_written,
-                       "commits": w.commits_written, "epoch": w.epoch}
+                       "commits": w.commits_written, "epoch": w.epoch,
+                       "stuck_streams": len(w.stuck)}
                    for p, w in self.journal._writers.items()}
         timings = sorted(self.timings)
         p50 = timings[len(timings) // 2] * 1000 if timings else None
@@ -295,6 +298,7 @@ class DispatcherActor:
         self.journal = spec.journal([])
         self._timers = timers
         self.dispatcher: Dispatcher | None = None
+        self.executors: Any = None
         self._spec_ref: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._starting = asyncio.Lock()
@@ -314,9 +318,12 @@ class DispatcherActor:
         return True
 
     async def _start(self) -> None:
+        from .executors import ExecutorPool
+
         await self.journal.open()
         self._spec_ref = ray.put(self.spec)
         app = self.client.app
+        self.executors = ExecutorPool(self.spec, self.spec.long_lived_options())
         self.dispatcher = Dispatcher(self.journal, app.route, self._execute,
                                      max_concurrency=self.spec.max_concurrency,
                                      poll_interval=self.spec.poll_interval)
@@ -325,17 +332,19 @@ class DispatcherActor:
             for action in app.timer_actions.values():
                 self._tasks.append(asyncio.ensure_future(self.client.timer_loop(action)))
 
-    async def _execute(self, action: Any, record: StoredEvent, attempt: int) -> None:
+    async def _execute(self, action: Any, record: StoredEvent, attempt: int,
+                       fresh: bool = False) -> None:
+        """Light actions on the executors, the others as Ray tasks with their resources."""
         from .router import unwrap
         from .tasks import run_action
 
         res = action.resources
-        opts: dict[str, Any] = {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus,
-                                "max_retries": 0}
-        if res.memory:
-            opts["memory"] = res.memory
+        if res.light:
+            await self.executors.run(action.name, record, attempt, fresh)
+            return
         try:
-            await run_action.options(**opts).remote(self._spec_ref, action.name, record, attempt)
+            await run_action.options(**res.task_options(), max_retries=0).remote(
+                self._spec_ref, action.name, record, attempt, fresh)
         except Exception as exc:
             raise unwrap(exc) from None
 
@@ -364,6 +373,7 @@ class DispatcherActor:
             t.cancel()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+            self.executors.stop()
 
 
 __all__ = ["DispatcherActor", "EntityActor", "RemoteJournal", "ShardActor"]
