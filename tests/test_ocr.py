@@ -346,3 +346,47 @@ def test_the_analyzer_travels_small_to_ray_workers(engine):
     assert analyzer.engine is engine
     copy = pickle.loads(pickle.dumps(analyzer))
     assert len(pickle.dumps(analyzer)) < 1000 and copy.engine is engine
+
+
+def test_a_retried_analysis_reads_the_file_once_and_creates_one_expense():
+    """The first attempt fails after the OCR step (the expense command is unavailable once):
+    the retry replays the recorded analysis instead of reading the file again."""
+    from services import documents as docs
+    from services import expenses as exps
+    from services.documents import DocumentAnalyzer, OcrAnalyzer, documents
+    from services.expenses import expenses
+    from talix_ray import FileStorage, MemoryFileStorage, Testkit, Unavailable
+
+    class CountingAnalyzer(OcrAnalyzer):
+        reads = 0
+
+        def read(self, content, content_type):
+            CountingAnalyzer.reads += 1
+            return super().read(content, content_type)
+
+    failed: list[str] = []
+
+    async def unavailable_once(invocation, call_next):
+        if invocation.name == "create_expense" and not failed:
+            failed.append(invocation.name)
+            raise Unavailable("the expenses shard is restarting")
+        return await call_next()
+
+    storage = MemoryFileStorage()
+    kit = (Testkit(docs.service, exps.service)
+           .register(DocumentAnalyzer, CountingAnalyzer())
+           .register(FileStorage, storage)
+           .use(unavailable_once))
+    kit.storage = storage  # type: ignore[attr-defined]
+    try:
+        doc = _doc("receipt", "webp", SEED + 2)
+        _upload(kit, "retried", doc.content, doc.content_type)
+        kit.settle(120)
+        assert failed == ["create_expense"]          # the first attempt did fail
+        assert CountingAnalyzer.reads == 1           # the retry did not read the file again
+        assert kit.state(expenses, "retried").amount == doc.truth.total
+        assert [e.type for e in kit.events(documents, "retried")][-1].endswith("ANALYZED")
+        assert len(kit.events(expenses, "retried")) == 1
+        assert kit.deadletters() == []
+    finally:
+        kit.close()

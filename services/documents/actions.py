@@ -21,7 +21,7 @@ from talix_ray import (
 )
 
 from ..expenses import create_expense
-from .analysis import DocumentAnalyzer, UnreadableDocument
+from .analysis import Analysis, DocumentAnalyzer, UnreadableDocument
 from .model import (
     CreateDocument,
     Document,
@@ -54,6 +54,13 @@ async def upload_document_from_url(input: UploadFromUrl, ctx: Context) -> Upload
     return Uploaded(document_id=document_id)
 
 
+async def _read_document(analyzer: DocumentAnalyzer, key: str, content_type: str,
+                         ctx: Context) -> Analysis:
+    """The stored file read and its fields extracted, off the event loop."""
+    content = await ctx.get(FileStorage).get(key)
+    return await asyncio.to_thread(analyzer.analyze, content, content_type)
+
+
 #: GPUs each analysis asks Ray for: 0 unless ``TALIX_OCR_GPUS`` says otherwise (set it only on
 #: a cluster that has GPUs and ``onnxruntime-gpu``; the engine then runs its models on CUDA).
 OCR_GPUS = float(os.environ.get("TALIX_OCR_GPUS", "0") or 0)
@@ -63,10 +70,11 @@ OCR_GPUS = float(os.environ.get("TALIX_OCR_GPUS", "0") or 0)
 async def analyze_document_on_creation(event: Event[DocumentCreated], ctx: Context) -> None:
     """Read the new document (OCR), record what it says, and create its expense. A file that
     cannot be read ends in ``DocumentAnalysisFailed``: no retry, no dead letter."""
-    content = await ctx.get(FileStorage).get(event.payload.key)
     analyzer = ctx.get(DocumentAnalyzer)
-    try:
-        analysis = await asyncio.to_thread(analyzer.analyze, content, event.payload.content_type)
+    try:  # a durable step: a retry gets the recorded analysis (or refusal) back, no new OCR
+        analysis = await ctx.step("read-document", _read_document, analyzer,
+                                  event.payload.key, event.payload.content_type, ctx,
+                                  result_type=Analysis)
     except UnreadableDocument as exc:
         await ctx.run(record_analysis_failure, event.aggregate_id,
                       RecordAnalysisFailure(reason=exc.reason, message=exc.message[:500],
