@@ -367,7 +367,8 @@ def test_a_retried_analysis_reads_the_file_once_and_creates_one_expense():
     failed: list[str] = []
 
     async def unavailable_once(invocation, call_next):
-        if invocation.name == "create_expense" and not failed:
+        if invocation.kind == "command" and invocation.name.endswith("create_expense") \
+                and not failed:
             failed.append(invocation.name)
             raise Unavailable("the expenses shard is restarting")
         return await call_next()
@@ -382,7 +383,7 @@ def test_a_retried_analysis_reads_the_file_once_and_creates_one_expense():
         doc = _doc("receipt", "webp", SEED + 2)
         _upload(kit, "retried", doc.content, doc.content_type)
         kit.settle(120)
-        assert failed == ["create_expense"]          # the first attempt did fail
+        assert len(failed) == 1                      # the first attempt did fail
         assert CountingAnalyzer.reads == 1           # the retry did not read the file again
         assert kit.state(expenses, "retried").amount == doc.truth.total
         assert [e.type for e in kit.events(documents, "retried")][-1].endswith("ANALYZED")
