@@ -21,6 +21,8 @@ class ExpenseCreated(BaseModel):
     date: dt.date | None = None
     amount: Decimal
     currency: str = Currency
+    needs_review: bool = False  # the analysis was not sure of a field: a person should check
+    confidence: float | None = None  # the analysis's weakest field, in [0, 1]
 
 
 class ExpenseApproved(BaseModel):
@@ -44,6 +46,8 @@ class Expense(BaseModel):
     status: Literal["OPEN", "APPROVED"]
     created_at: dt.datetime
     approved_by: str | None = None
+    needs_review: bool = False
+    confidence: float | None = None
 
 
 def reduce(state: Expense | None, event: Event) -> Expense | None:
@@ -64,6 +68,8 @@ class CreateExpense(BaseModel):
     date: dt.date | None = None
     amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
     currency: str = Currency
+    needs_review: bool = False
+    confidence: float | None = Field(default=None, ge=0, le=1)
 
 
 @expenses.command

@@ -22,6 +22,7 @@ class ExpenseRow(BaseModel):
     currency: str
     status: str
     approved_by: str | None = None
+    needs_review: bool = False
     created_at: dt.datetime
 
 
@@ -34,7 +35,7 @@ def created(row: ExpenseRow | None, event: Event[ExpenseCreated]) -> ExpenseRow:
     return ExpenseRow(expense_id=event.aggregate_id, document_id=p.document_id, vendor=p.vendor,
                       date=p.date, month=p.date.strftime("%Y-%m") if p.date else None,
                       amount=p.amount, currency=p.currency, status="OPEN",
-                      created_at=event.timestamp)
+                      needs_review=p.needs_review, created_at=event.timestamp)
 
 
 @expense_rows.on(expense_approved)
