@@ -207,15 +207,32 @@ class ObjectStoreJournal(Journal):
             usable = [k for k in found if k[4] == reducer_hash]
             stale = [k for k in found if k[4] != reducer_hash]
             if stale:  # taken under another fingerprint: no current code can use them
-                w = self._writers.get(self.partition_of(store, aggregate_id))
-                if w is not None:
-                    for k in stale:
-                        w.index.put_snapshot(k, None)
+                self._later(self._delete_snapshots(store, aggregate_id, stale))
             if usable:
                 newest = max(usable, key=lambda k: k[5])
                 snap = self._snapshot_of(newest, found[newest])
         after = max(snap.version - 1, 0) if snap else 0
         return snap, await self.read_stream(store, aggregate_id, after_version=after)
+
+    async def _delete_snapshots(self, store: str, aggregate_id: str,
+                                keys: list[tb.Key]) -> None:
+        """Tombstones for ``keys`` in the partition's index, when this process writes it."""
+        p = self.partition_of(store, aggregate_id)
+        if p not in self.owned:
+            return
+        try:
+            w = await self.writer(p)
+        except Exception as exc:  # a later load tries again
+            log.debug("stale snapshots of %s/%s kept for now: %s", store, aggregate_id, exc)
+            return
+        for k in keys:
+            w.index.put_snapshot(k, None)
+
+    def _later(self, work: Any) -> None:
+        """Run ``work`` off the caller's path (awaited at close)."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def list_aggregate_ids(self, store: str, *, limit: int = 100,
                                  after: str | None = None) -> list[str]:
