@@ -14,7 +14,13 @@ from typing import Any
 from ..model.errors import ConfigurationError, Conflict, CorruptObject, StorageError
 from ..model.events import StoredEvent
 from ..model.names import check_name
-from ..objectstore import ObjectExists, ObjectNotFound, ObjectStore, PreconditionFailed
+from ..objectstore import (
+    ObjectExists,
+    ObjectNotFound,
+    ObjectStore,
+    PreconditionFailed,
+    StoredObject,
+)
 from . import format as fmt
 from . import table as tb
 from .base import Commit, Journal, Segment, Snapshot
@@ -299,21 +305,33 @@ class ObjectStoreJournal(Journal):
             seq += 1
         if len(out) == limit:
             return out
-        listing = await with_retries("list segments", lambda: self.store.list(
-            fmt.segment_prefix(partition),
-            start_after=fmt.segment_key(partition, seq - 1) if seq > 1 else None,
-            limit=limit - len(out)))
-        keys = [k for k in listing.keys if fmt.seq_of(k) >= seq]
-        bodies = await asyncio.gather(*(with_retries("get segment", lambda k=k: self.store.get(k))
-                                        for k in keys))
-        for k, obj in zip(keys, bodies, strict=True):
-            if fmt.seq_of(k) != seq:
-                break  # a gap in a listing: stop at what is contiguous
-            rec = fmt.decode_segment(k, obj.body)  # CorruptObject unless its body is this one
-            out.append(rec.segment)
-            self._cache_segment(partition, seq, rec.segment, len(obj.body))
-            seq += 1
+        # Segments are contiguous from 1: read them by key, without a listing. Up to the
+        # head this process knows (its writer's, or a writer's hint) they exist; above it, a
+        # GET probes for the next one and finds out (a miss costs one GET, no LIST).
+        w = self._writers.get(partition)
+        known = max(self._heads.get(partition, 0), w.head if w is not None else 0)
+        probe = 1
+        while len(out) < limit:
+            want = min(limit - len(out), 64)
+            n = min(max(known - seq + 1, 0), want) or min(probe, want)
+            keys = [fmt.segment_key(partition, s) for s in range(seq, seq + n)]
+            bodies = await asyncio.gather(*(self._get_segment(k) for k in keys))
+            for k, obj in zip(keys, bodies, strict=True):
+                if obj is None:
+                    return out  # not there (yet): stop at what is contiguous
+                rec = fmt.decode_segment(k, obj.body)  # CorruptObject unless it is this one
+                out.append(rec.segment)
+                self._cache_segment(partition, seq, rec.segment, len(obj.body))
+                seq += 1
+            self._heads[partition] = max(self._heads.get(partition, 0), seq - 1)
+            probe = min(probe * 4, 64)
         return out
+
+    async def _get_segment(self, key: str) -> StoredObject | None:
+        try:
+            return await with_retries("get segment", lambda: self.store.get(key))  # type: ignore[no-any-return]
+        except ObjectNotFound:
+            return None
 
     def _cache_segment(self, partition: int, seq: int, segment: Segment, size: int) -> None:
         """Keep a segment for the next consumer, the oldest going beyond the byte budget."""
