@@ -33,9 +33,9 @@ def test_a_testkit_left_open_exits_quietly():
 def test_views_run_only_when_asked():
     from services import expenses
 
-    with Testkit(expenses.service) as kit:
-        with pytest.raises(ConfigurationError, match="runs no views"):
-            kit.runtime.views  # noqa: B018
+    with Testkit(expenses.service) as kit, pytest.raises(ConfigurationError,
+                                                         match="runs no views"):
+        kit.runtime.views  # noqa: B018
     with Testkit(expenses.service, views=True) as kit:
         assert "expenses" in kit.runtime.views.names
 

@@ -129,7 +129,7 @@ class ActionContext(ReadOnlyContext):
     def __init__(self, client: Client, registry: Registry, action: Action, *,
                  event: Event[Any] | None = None, attempt: int = 1,
                  id_base: str | None = None, principal: Principal | None = None,
-                 invocation: str | None = None) -> None:
+                 invocation: str | None = None, fresh: bool = False) -> None:
         super().__init__(client, registry, principal)
         self.action = action
         self.event = event
@@ -138,7 +138,8 @@ class ActionContext(ReadOnlyContext):
         self.invocation = invocation if action.durable else None
         self._id_base = id_base
         self._calls = 0
-        self._log: InvocationRecord | None = None
+        # a fresh invocation has no record yet: no need to read one
+        self._log: InvocationRecord | None = InvocationRecord() if fresh else None
 
     def _next_id(self) -> str | None:
         self._calls += 1
