@@ -376,9 +376,10 @@ async def read_ids(reader: IndexReader, src: Sources, store: str, after: str | N
 
 
 def tier_of(size: int, base: int, fanout: int) -> int:
-    """The size tier of a run: 0 up to ``base`` bytes, then one more per ``fanout`` times."""
-    tier, limit = 0, max(base, 1)
-    while size > limit:
+    """The size tier of a run: 0 below ``fanout * base`` bytes (a memtable's table, give or
+    take), then one more per ``fanout`` times."""
+    tier, limit = 0, max(base, 1) * fanout
+    while size >= limit:
         tier += 1
         limit *= fanout
     return tier

@@ -131,6 +131,7 @@ class ObjectStoreJournal(Journal):
 
     async def _open_writer(self, p: int) -> PartitionWriter:
         w = PartitionWriter(self.store, p, self.policy, self._reader(p))
+        w.on_segment = lambda seg, size: self._cache_segment(seg.partition, seg.seq, seg, size)
         await w.open()
         self._writers[p] = w
         return w

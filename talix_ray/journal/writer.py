@@ -34,7 +34,7 @@ from typing import Any
 from ..model.errors import Fenced, StorageError, VersionConflict
 from ..objectstore import ObjectExists, ObjectNotFound, ObjectStore, PreconditionFailed
 from . import format as fmt
-from .base import Commit
+from .base import Commit, Segment
 from .index import IndexPolicy, IndexReader, PartitionIndex, read_head, with_retries
 
 log = logging.getLogger("talix.journal")
@@ -95,6 +95,7 @@ class PartitionWriter:
         self.segments_written = 0
         self.commits_written = 0
         self.listeners: list[Any] = []  # called with (partition, seq) when a segment lands
+        self.on_segment: Any = None  # called with (seq, segment, stored size) as one is applied
 
     @property
     def stuck(self) -> dict[str, str]:
@@ -144,6 +145,7 @@ class PartitionWriter:
                     raise StorageError(f"{key}: segment gap after {self.head}")
                 rec = fmt.decode_segment(key, obj.body)  # CorruptObject unless it is this one
                 self._apply(rec.segment.seq, rec.segment.commits)
+                self._segment_landed(rec.segment, len(obj.body))
                 if rec.epoch > self.epoch:
                     self._fence(rec.epoch)
             if not listing.truncated:
@@ -287,6 +289,7 @@ class PartitionWriter:
                 outcome = await self._resolve(key, batch_id)
             if outcome == "ours":
                 self._apply(seq, commits, sizes)
+                self._segment_landed(Segment(self.p, seq, tuple(commits)), len(body))
                 self.segments_written += 1
                 self.commits_written += len(commits)
                 return True
@@ -310,9 +313,15 @@ class PartitionWriter:
         if rec.batch == batch_id:
             return "ours"
         self._apply(rec.segment.seq, rec.segment.commits)
+        self._segment_landed(rec.segment, len(obj.body))
         if rec.epoch > self.epoch:
             self._fence(rec.epoch)
         return "theirs"
+
+    def _segment_landed(self, segment: Segment, size: int) -> None:
+        """Hand a segment to this process's consumers (they need not read it back)."""
+        if self.on_segment is not None:
+            self.on_segment(segment, size)
 
     def _fence(self, epoch: int) -> None:
         if self.fenced is None:
@@ -383,6 +392,12 @@ class PartitionWriter:
             with contextlib.suppress(Exception):
                 await self._flusher
         if flush and self.fenced is None:
-            with contextlib.suppress(Fenced):
+            try:
                 await self.flush()
+            except Fenced:
+                pass
+            except StorageError as exc:  # the log holds it all: the next writer replays it
+                log.warning("partition %d: index not written at close (%s); the next writer "
+                            "replays the log above segment %d", self.p, exc,
+                            self.index.manifest.seq)
         await self.index.close()
