@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     index_memtable_bytes: int = Field(4 << 20, ge=4096, description=(
         "a partition's load index held in memory before it is written as a table (as stored);"
         " also what a restart replays from the log"))
-    index_lag_segments: int = Field(1024, ge=1, description=(
+    index_lag_segments: int = Field(256, ge=1, description=(
         "write the load index at the latest every N segments (bounds a restart's reading)"))
     index_table_bytes: int = Field(32 << 20, ge=65536,
                                    description="largest load-index table compaction writes")

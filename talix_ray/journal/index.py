@@ -53,7 +53,7 @@ class IndexPolicy:
     """Sizes of the load index (settings ``TALIX_INDEX_*``)."""
 
     memtable_bytes: int = 4 << 20
-    lag_segments: int = 1024
+    lag_segments: int = 256
     table_bytes: int = 32 << 20
     block_bytes: int = 64 << 10
     fanout: int = 4

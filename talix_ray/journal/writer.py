@@ -55,7 +55,7 @@ class WriterPolicy:
     heads_bytes: int = 64 * fmt.MiB               # the writer's index of stream heads
     segment_cache_bytes: int = 64 * fmt.MiB       # segments kept for consumers (as stored)
     index_memtable_bytes: int = 4 * fmt.MiB       # a partition's unflushed index, as stored
-    index_lag_segments: int = 1024                # ... or this many segments: a restart's tail
+    index_lag_segments: int = 256                 # ... or this many segments: a restart's tail
     index_table_bytes: int = 32 * fmt.MiB         # largest index table compaction writes
     index_cache_bytes: int = 64 * fmt.MiB         # table metas and blocks a journal keeps
     index_fanout: int = 4                         # runs of one size tier merged together
