@@ -9,7 +9,14 @@ from pydantic import BaseModel, Field
 
 from talix_ray import Event, state_view
 
-from .model import ExpenseApproved, ExpenseCreated, expense_approved, expense_created
+from .model import (
+    ExpenseApproved,
+    ExpenseCreated,
+    ExpenseRejected,
+    expense_approved,
+    expense_created,
+    expense_rejected,
+)
 
 
 class ExpenseRow(BaseModel):
@@ -43,3 +50,10 @@ def approved(row: ExpenseRow | None, event: Event[ExpenseApproved]) -> ExpenseRo
     if row is None:
         return None
     return row.model_copy(update={"status": "APPROVED", "approved_by": event.payload.approved_by})
+
+
+@expense_rows.on(expense_rejected)
+def rejected(row: ExpenseRow | None, event: Event[ExpenseRejected]) -> ExpenseRow | None:
+    if row is None:
+        return None
+    return row.model_copy(update={"status": "REJECTED"})

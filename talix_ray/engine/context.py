@@ -42,6 +42,9 @@ class Client(Protocol):
 
     async def load_state(self, store: EventStore[Any], aggregate_id: str) -> Any: ...
 
+    @property
+    def views(self) -> Any: ...
+
 
 class Registry:
     """Shared services by type: ``register(FileStorage, impl)``, ``get(FileStorage)``."""
@@ -93,6 +96,12 @@ class ReadOnlyContext:
     async def load(self, store: EventStore[Any], aggregate_id: str) -> Any:
         """The current state of an aggregate (``None`` when it does not exist)."""
         return await self._client.load_state(store, aggregate_id)
+
+    @property
+    def views(self) -> Any:
+        """The runtime's views (a :class:`~talix_ray.views.ViewCatalog`): read Delta tables
+        with DuckDB, e.g. ``ctx.views.open("expenses").sql(q, params={...})``."""
+        return self._client.views
 
 
 class CommandCtx(ReadOnlyContext):
