@@ -44,13 +44,15 @@ def s3(
     import signal
     import time
 
-    from .s3server import ACCESS_KEY, SECRET_KEY, EmbeddedS3
+    from .s3server import EmbeddedS3
 
     server = EmbeddedS3(data, bucket=bucket, port=port).start()
     console.print(f"S3 on [bold]{server.endpoint}[/bold], bucket [bold]{bucket}[/bold], "
-                  f"data in {server.data_dir}")
-    console.print(f"  TALIX_STORE=s3://{bucket}/app TALIX_S3_ENDPOINT={server.endpoint} "
-                  f"TALIX_S3_ACCESS_KEY={ACCESS_KEY} TALIX_S3_SECRET_KEY={SECRET_KEY}")
+                  f"data in {server.data_dir}; its keys are in "
+                  f"{server.data_dir / 'credentials.json'} (mode 0600):")
+    env = server.environment(f"s3://{bucket}/app")
+    console.print("  " + " ".join(f"{k}={v}" for k, v in env.items()), soft_wrap=True,
+                  markup=False, highlight=False)
     stop = False
 
     def _stop(*_: object) -> None:

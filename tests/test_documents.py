@@ -175,7 +175,7 @@ def kit():
     k = (Testkit(docs.service, exps.service)
          .register(DocumentAnalyzer, TextAnalyzer())
          .register(IdGenerator, SequentialIds("doc"))
-         .register(Downloader, Downloader(allow_private=True, max_bytes=4096)))
+         .register(Downloader, Downloader(allow=["127.0.0.1/32"], max_bytes=4096)))
     yield k
     k.close()
 
@@ -204,9 +204,9 @@ def test_upload_analyze_and_create_an_expense(kit, file_server):
 def test_bad_uploads_are_refused_and_change_nothing(kit, file_server):
     with pytest.raises(ValidationError, match="field 'url'"):
         kit.call(upload_document_from_url, {"url": "not a url"})
-    with pytest.raises(ValidationError, match=r"larger than 4096|too large"):
+    with pytest.raises(ValidationError, match=r"file too large: more than 4096 bytes"):
         kit.call(upload_document_from_url, {"url": f"{file_server}/big.txt"})
-    with pytest.raises(ValidationError, match="HTTP 404"):
+    with pytest.raises(ValidationError, match="^URL not allowed$"):  # the 404 is not echoed
         kit.call(upload_document_from_url, {"url": f"{file_server}/missing"})
     assert kit.runtime.journal is not None
     page = kit._run(kit.runtime.list_aggregate_ids(documents))
@@ -217,9 +217,7 @@ async def test_the_downloader_refuses_internal_targets(file_server):
     strict = Downloader()
     for url in [f"{file_server}/receipt.txt", "http://localhost/x", "http://10.0.0.1/x",
                 "http://169.254.169.254/latest/meta-data", "http://[::1]/x",
-                "http://0.0.0.0/x", "http://[::ffff:127.0.0.1]/x"]:
-        with pytest.raises(ValidationError, match="non-public"):
-            await strict.check_url(url)
-    for url in ["file:///etc/passwd", "ftp://example.com/x", "gopher://x"]:
-        with pytest.raises(ValidationError, match="only http and https"):
+                "http://0.0.0.0/x", "http://[::ffff:127.0.0.1]/x",
+                "file:///etc/passwd", "ftp://example.com/x", "gopher://x"]:
+        with pytest.raises(ValidationError, match="^URL not allowed$"):
             await strict.check_url(url)

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from talix_ray import ConfigurationError
-from talix_ray.settings import Settings
 
 from .domain import Add, ledger
 from .ray_domain import heavy, heavy_add, service
@@ -28,9 +27,7 @@ def ray_runtime(s3_server, ray_session):
     from talix_ray.runtime.ray import RayRuntime
 
     def make(**kw):
-        settings = Settings(store=f"s3://{s3_server.bucket}/ray-{uuid.uuid4().hex[:10]}",
-                            s3_endpoint=s3_server.endpoint, s3_access_key="talix",
-                            s3_secret_key="talix-secret")
+        settings = s3_server.settings(f"s3://{s3_server.bucket}/ray-{uuid.uuid4().hex[:10]}")
         return RayRuntime(settings=settings, app=f"t{uuid.uuid4().hex[:10]}", partitions=2,
                           shards=2, poll_interval=0.05,
                           **{"views": False, **kw}).add(service).create()
@@ -90,15 +87,13 @@ def test_a_node_failure_loses_no_acknowledged_command(tmp_path):
     assert result["actions_missing"] == []
 
 
-async def test_a_second_driver_joins_the_running_actors_and_leaves_them(ray_runtime):
+async def test_a_second_driver_joins_the_running_actors_and_leaves_them(ray_runtime, s3_server):
     from talix_ray.runtime.ray import RayRuntime
 
     owner = ray_runtime()
     async with owner:
         joiner = RayRuntime(owner.store_url, app=owner.app_name, namespace=owner.namespace,
-                            settings=Settings(s3_endpoint=owner.store_options["endpoint_url"],
-                                              s3_access_key="talix",
-                                              s3_secret_key="talix-secret"),
+                            settings=s3_server.settings(owner.store_url),
                             keep_actors=True).add(service).create()
         async with joiner:
             await joiner.run(heavy_add, "j1", Add(amount=4))
@@ -118,9 +113,7 @@ async def test_views_run_in_named_restartable_actors(s3_server, ray_session):
     from . import views_domain as bank
 
     ray = ray_session
-    settings = Settings(store=f"s3://{s3_server.bucket}/ray-{uuid.uuid4().hex[:10]}",
-                        s3_endpoint=s3_server.endpoint, s3_access_key="talix",
-                        s3_secret_key="talix-secret")
+    settings = s3_server.settings(f"s3://{s3_server.bucket}/ray-{uuid.uuid4().hex[:10]}")
     rt = RayRuntime(settings=settings, app=f"v{uuid.uuid4().hex[:10]}", partitions=2, shards=1,
                     poll_interval=0.05, view_options={"linger": 0.02, "poll_interval": 30.0}
                     ).add(bank.service).create()

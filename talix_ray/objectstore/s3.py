@@ -11,8 +11,10 @@ from typing import Any, TypeVar
 import boto3
 import botocore.exceptions
 from botocore.config import Config
+from pydantic import SecretStr
 
 from ..model.errors import StorageError
+from ..secrets import Secret, SecretRef, remember, reveal, share
 from .base import (
     AmbiguousWrite,
     Listing,
@@ -42,14 +44,19 @@ class S3ObjectStore(ObjectStore):
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
                  region: str | None = None, access_key: str | None = None,
-                 secret_key: str | None = None, max_attempts: int = 3,
+                 secret_key: Secret | None = None, max_attempts: int = 3,
                  connect_timeout: float = 5.0, read_timeout: float = 30.0,
                  max_connections: int = 64) -> None:
         if not bucket:
             raise ValueError("an S3 store needs a bucket")
         self._args = (bucket, prefix)
+        # the secret is kept apart: never in a repr, and pickled only as a reference
+        self._secret_ref = secret_key if isinstance(secret_key, SecretRef) else None
+        plain = reveal(secret_key)
+        remember(plain)
+        self._secret = SecretStr(plain) if plain is not None else None
         self._kwargs = {"endpoint_url": endpoint_url, "region": region,
-                        "access_key": access_key, "secret_key": secret_key,
+                        "access_key": access_key,
                         "max_attempts": max_attempts, "connect_timeout": connect_timeout,
                         "read_timeout": read_timeout, "max_connections": max_connections}
         self.bucket = bucket
@@ -63,15 +70,20 @@ class S3ObjectStore(ObjectStore):
         self.client = session.client("s3", endpoint_url=endpoint_url,
                                      region_name=region or "us-east-1",
                                      aws_access_key_id=access_key,
-                                     aws_secret_access_key=secret_key, config=config)
+                                     aws_secret_access_key=plain, config=config)
         self._pool = ThreadPoolExecutor(max_connections, thread_name_prefix="talix-s3")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # a store travels to Ray workers as its configuration; each process opens its own
-        return (_reopen, (self._args, self._kwargs))
+        # a store travels to Ray workers as its configuration, the secret as a reference
+        # (talix_ray.secrets); each process opens its own connections
+        secret = self._secret_ref or (share(self._secret) if self._secret else None)
+        return (_reopen, (self._args, {**self._kwargs, "secret_key": secret}))
 
-    def table_location(self, path: str) -> tuple[str, dict[str, str]] | None:
-        opts = {"conditional_put": "etag"}  # atomic Delta commits without a lock table
+    def __repr__(self) -> str:
+        return f"S3ObjectStore({self.url!r})"
+
+    def table_location(self, path: str) -> tuple[str, dict[str, str | SecretStr]] | None:
+        opts: dict[str, str | SecretStr] = {"conditional_put": "etag"}  # atomic Delta commits
         kw = self._kwargs
         if kw["endpoint_url"]:
             opts["AWS_ENDPOINT_URL"] = str(kw["endpoint_url"])
@@ -80,8 +92,8 @@ class S3ObjectStore(ObjectStore):
         opts["AWS_REGION"] = str(kw["region"] or "us-east-1")
         if kw["access_key"]:
             opts["AWS_ACCESS_KEY_ID"] = str(kw["access_key"])
-        if kw["secret_key"]:
-            opts["AWS_SECRET_ACCESS_KEY"] = str(kw["secret_key"])
+        if self._secret is not None:
+            opts["AWS_SECRET_ACCESS_KEY"] = self._secret  # revealed only for Delta Lake's calls
         return f"s3://{self.bucket}/{self._k(path)}", opts
 
     def _k(self, key: str) -> str:
@@ -106,7 +118,7 @@ class S3ObjectStore(ObjectStore):
                 raise ObjectExists(f"{key} exists") from None
             raise self._write_error(key, exc) from exc
         except _TRANSPORT as exc:
-            raise AmbiguousWrite(f"create {key}: {exc}") from exc
+            raise AmbiguousWrite(f"create {key}: {_transport(exc)}") from exc
         return str(r["ETag"])
 
     async def put_if_match(self, key: str, body: bytes, etag: str) -> str:
@@ -119,7 +131,7 @@ class S3ObjectStore(ObjectStore):
                 raise PreconditionFailed(f"{key} changed") from None
             raise self._write_error(key, exc) from exc
         except _TRANSPORT as exc:
-            raise AmbiguousWrite(f"put {key}: {exc}") from exc
+            raise AmbiguousWrite(f"put {key}: {_transport(exc)}") from exc
         return str(r["ETag"])
 
     def _write_error(self, key: str, exc: botocore.exceptions.ClientError) -> StorageError:
@@ -141,7 +153,7 @@ class S3ObjectStore(ObjectStore):
                 raise ObjectNotFound(f"no object {key}") from None
             raise StorageError(f"get {key}: HTTP {status} {code}") from exc
         except _TRANSPORT as exc:
-            raise StorageError(f"get {key}: {exc}") from exc
+            raise StorageError(f"get {key}: {_transport(exc)}") from exc
 
     async def list(self, prefix: str, *, start_after: str | None = None,
                    delimiter: str | None = None, limit: int = 1000) -> Listing:
@@ -157,7 +169,7 @@ class S3ObjectStore(ObjectStore):
             status, code = self._status(exc)
             raise StorageError(f"list {prefix}: HTTP {status} {code}") from exc
         except _TRANSPORT as exc:
-            raise StorageError(f"list {prefix}: {exc}") from exc
+            raise StorageError(f"list {prefix}: {_transport(exc)}") from exc
         cut = len(self.prefix)
         keys = [o["Key"][cut:] for o in r.get("Contents", [])]
         prefixes = [p["Prefix"][cut:] for p in r.get("CommonPrefixes", [])]
@@ -173,7 +185,7 @@ class S3ObjectStore(ObjectStore):
             if status != 404:
                 raise StorageError(f"delete {key}: HTTP {status} {code}") from exc
         except _TRANSPORT as exc:
-            raise StorageError(f"delete {key}: {exc}") from exc
+            raise StorageError(f"delete {key}: {_transport(exc)}") from exc
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -188,3 +200,8 @@ class S3ObjectStore(ObjectStore):
 
 def _reopen(args: tuple[str, str], kwargs: dict[str, Any]) -> S3ObjectStore:
     return S3ObjectStore(*args, **kwargs)
+
+
+def _transport(exc: Exception) -> str:
+    """A transport error without the endpoint URL botocore puts in its message."""
+    return f"{type(exc).__name__} (S3 endpoint unreachable)"
