@@ -73,9 +73,13 @@ def test_the_ray_runtime_needs_shared_storage():
 @pytest.mark.timeout(600)
 def test_a_node_failure_loses_no_acknowledged_command(tmp_path):
     """Runs in its own process: a multi-node cluster cannot share this session's Ray."""
+    from talix_ray.runtime.ray.local import token_file
+
     out = tmp_path / "result.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled",
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN_PATH": str(token_file(tmp_path / "ray")),  # a token of its own
            "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_AUTH_TOKEN", None)
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "node_failure.py"), str(out)],
                           env=env, capture_output=True, text=True, timeout=540, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
