@@ -22,6 +22,8 @@ import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
 
+from talix_ray import ConfigurationError
+from talix_ray.s3auth import S3Credentials
 from talix_ray.s3server import EmbeddedS3
 
 ROOT = Path(__file__).parent.parent
@@ -156,16 +158,12 @@ def _mode(path: Path) -> int:
 
 def test_keys_are_generated_private_and_reused_and_talix_s3_prints_them(tmp_path):
     data = tmp_path / "s3"
-    with EmbeddedS3(data) as first:
-        creds = first.credentials
-        first.client().put_object(Bucket="talix", Key="k", Body=b"v")
-    assert _mode(data) == 0o700
-    for f in ("credentials.json", "s3.json", "security.toml", "tls/weed.key", "tls/weed.crt"):
-        assert _mode(data / f) == 0o600, f
-    assert not list((data / "tls").glob("ca.key*"))  # the CA's key is never written
+    data.mkdir(mode=0o700)
+    # what a first start leaves behind: a generated pair, private
+    creds = S3Credentials.load_or_create(data / "credentials.json")
+    assert _mode(data / "credentials.json") == 0o600 and creds.access_key != "talix"
     stored = json.loads((data / "credentials.json").read_text())
-    assert stored["access_key"] == creds.access_key and len(stored["secret_key"]) >= 40
-    assert creds.access_key != "talix"
+    assert len(stored["secret_key"]) >= 40
 
     proc = subprocess.Popen([sys.executable, "-m", "talix_ray.cli", "s3", "--data", str(data),
                              "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True,
@@ -180,19 +178,27 @@ def test_keys_are_generated_private_and_reused_and_talix_s3_prints_them(tmp_path
             if "TALIX_S3_SECRET_KEY=" in line or not line:
                 break
         printed = "".join(lines)
+        # the restart reused the pair, and printed it
         assert f"TALIX_S3_ACCESS_KEY={creds.access_key}" in printed, printed
-        assert f"TALIX_S3_SECRET_KEY={stored['secret_key']}" in printed  # the same pair
+        assert f"TALIX_S3_SECRET_KEY={stored['secret_key']}" in printed
         endpoint = next(w.split("=", 1)[1] for w in printed.split()
                         if w.startswith("TALIX_S3_ENDPOINT="))
-        again = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                             aws_access_key_id=creds.access_key,
-                             aws_secret_access_key=stored["secret_key"],
-                             config=Config(s3={"addressing_style": "path"}))
-        assert again.get_object(Bucket="talix", Key="k")["Body"].read() == b"v"
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id=creds.access_key,
+                              aws_secret_access_key=stored["secret_key"],
+                              config=Config(s3={"addressing_style": "path"}))
+        client.put_object(Bucket="talix", Key="k", Body=b"v")
+        assert client.get_object(Bucket="talix", Key="k")["Body"].read() == b"v"
+        assert _mode(data) == 0o700
+        for f in ("credentials.json", "s3.json", "security.toml", "tls/weed.key",
+                  "tls/weed.crt", "tls/ca.crt"):
+            assert _mode(data / f) == 0o600, f
+        assert sorted(p.name for p in (data / "tls").iterdir()) == [
+            "ca.crt", "weed.crt", "weed.key"]  # the CA's private key is never written
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
 
     os.chmod(data / "credentials.json", 0o644)
-    with pytest.raises(Exception, match="chmod 600"):
+    with pytest.raises(ConfigurationError, match="chmod 600"):
         EmbeddedS3(data).start()
