@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/journal.py --quick
 	$(BIN)/python bench/ray_entities.py --quick
 	$(BIN)/python bench/views.py --quick
+	$(BIN)/python bench/http.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

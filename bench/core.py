@@ -13,19 +13,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import sys
+
+# bench/ must not be on the import path: bench/http.py would hide the stdlib's http
+sys.path[:] = [p for p in sys.path
+               if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from _common import write_results
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate as EsAggregate
 from eventsourcing.domain import event as es_event
 from pydantic import BaseModel
 
+from bench._common import write_results
 from talix_ray import Event, EventStore, EventType, LocalRuntime, Service
 
 

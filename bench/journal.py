@@ -14,18 +14,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
+
+# bench/ must not be on the import path: bench/http.py would hide the stdlib's http
+sys.path[:] = [p for p in sys.path
+               if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from _common import write_results
 from pydantic import BaseModel, Field
 
+from bench._common import write_results
 from talix_ray import Event, EventStore, EventType, LocalRuntime, Service
 from talix_ray.journal import ObjectStoreJournal
 from talix_ray.objectstore import CountingObjectStore, ObjectStore

@@ -16,6 +16,11 @@ import asyncio
 import os
 import statistics
 import sys
+
+# bench/ must not be on the import path: bench/http.py would hide the stdlib's http
+sys.path[:] = [p for p in sys.path
+               if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tempfile
 import time
 import uuid
@@ -23,18 +28,16 @@ from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ROOT = Path(__file__).parent.parent
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(ROOT))
 
-import psutil  # noqa: E402
-import ray  # noqa: E402
-from _common import write_results  # noqa: E402
+import psutil
+import ray
 
-from bench.ray_domain import Bump, bump, bump_dedicated, service  # noqa: E402
-from talix_ray.objectstore.s3 import S3ObjectStore  # noqa: E402
-from talix_ray.runtime.ray import RayRuntime  # noqa: E402
-from talix_ray.runtime.ray.local import init_local_ray  # noqa: E402
-from talix_ray.s3server import EmbeddedS3  # noqa: E402
+from bench._common import write_results
+from bench.ray_domain import Bump, bump, bump_dedicated, service
+from talix_ray.objectstore.s3 import S3ObjectStore
+from talix_ray.runtime.ray import RayRuntime
+from talix_ray.runtime.ray.local import init_local_ray
+from talix_ray.s3server import EmbeddedS3
 
 
 @ray.remote(num_cpus=0)

@@ -24,18 +24,20 @@ import gc
 import os
 import shutil
 import sys
+
+# bench/ must not be on the import path: bench/http.py would hide the stdlib's http
+sys.path[:] = [p for p in sys.path
+               if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parent.parent))
-
 import orjson
 import pyarrow as pa
-from _common import write_results
 from deltalake import write_deltalake
 
+from bench._common import write_results
 from talix_ray.journal import Commit, MemoryJournal
 from talix_ray.model.events import StoredEvent
 from talix_ray.views import EventsFold, ProjectionFold, ViewLocation, ViewRunner

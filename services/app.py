@@ -20,7 +20,7 @@ def build_runtime(settings: Settings | None = None, *, ray: bool = False,
         from talix_ray import RayRuntime
 
         runtime: Runtime = RayRuntime.from_settings(
-            settings, app="dev", ray_init={"num_cpus": 2, "log_to_driver": False})
+            settings, ray_init={"num_cpus": 2, "log_to_driver": False})
     else:
         runtime = LocalRuntime.from_settings(settings)
     return (runtime
@@ -28,3 +28,8 @@ def build_runtime(settings: Settings | None = None, *, ray: bool = False,
             .register(Downloader, Downloader(allow=download_allow))
             .add(documents.service, expenses.service)
             .create())
+
+
+def build_ray_runtime() -> Runtime:
+    """The example on the RayRuntime, from ``TALIX_*``: what every Serve replica runs."""
+    return build_runtime(ray=True)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from .journal import WriterPolicy
 
 
 class Settings(BaseSettings):
@@ -36,6 +39,15 @@ class Settings(BaseSettings):
     chunk_events: int = Field(256, ge=1, description="chunk a stream at N unchunked events")
     chunk_lag: int = Field(256, ge=1, description="chunk events K segments behind the head")
     max_active: int = Field(100_000, ge=1, description="active aggregates per host (LRU)")
+    remember_commands: int = Field(256, ge=0, le=1_000_000,
+                                   description="command ids each aggregate remembers (dedupe)")
+    max_event_bytes: int = Field(1 << 20, ge=1024, description="largest event, as stored")
+    max_commit_bytes: int = Field(8 << 20, ge=1024,
+                                  description="largest set of events one command appends")
+    writer_heads_bytes: int = Field(64 << 20, ge=0,
+                                    description="memory of a writer's index of stream heads")
+    segment_cache_bytes: int = Field(64 << 20, ge=0,
+                                     description="segments a journal keeps for consumers")
     view_linger: float = Field(1.0, ge=0, le=3600,
                                description="seconds a view runner gathers events per commit")
     view_batch_events: int = Field(50_000, ge=1, description="most events per view commit")
@@ -44,6 +56,16 @@ class Settings(BaseSettings):
     def store_options(self) -> dict[str, Any]:
         """Keyword arguments for ``open_store(self.store, ...)`` (S3 options for S3 only)."""
         return self.s3_options() if self.store.startswith("s3://") else {}
+
+    def writer_policy(self) -> WriterPolicy:
+        """The journal's policy (chunking, size limits, memory bounds) from these settings."""
+        from .journal import WriterPolicy
+
+        return WriterPolicy(chunk_events=self.chunk_events, chunk_lag=self.chunk_lag,
+                            max_event_bytes=self.max_event_bytes,
+                            max_commit_bytes=self.max_commit_bytes,
+                            heads_bytes=self.writer_heads_bytes,
+                            segment_cache_bytes=self.segment_cache_bytes)
 
     def view_options(self) -> dict[str, Any]:
         """Options for the view runners."""
@@ -75,13 +97,13 @@ def open_journal(settings: Settings | None = None, *, read_only: bool = False) -
     """The journal the settings describe: a MemoryJournal for ``memory://``, otherwise the
     partitioned log on the object store (``read_only``: one that never writes the log, for
     tools reading it beside a running application)."""
-    from .journal import MemoryJournal, ObjectStoreJournal, WriterPolicy
+    from .journal import MemoryJournal, ObjectStoreJournal
     from .objectstore import open_store
 
     s = settings or Settings()
     if s.store == "memory://":
-        return MemoryJournal(partitions=s.partitions or 1)
+        return MemoryJournal(partitions=s.partitions or 1, max_event_bytes=s.max_event_bytes,
+                             max_commit_bytes=s.max_commit_bytes)
     store = open_store(s.store, **s.store_options())
     return ObjectStoreJournal(store, partitions=s.partitions, owned=[] if read_only else None,
-                              policy=WriterPolicy(chunk_events=s.chunk_events,
-                                                  chunk_lag=s.chunk_lag))
+                              policy=s.writer_policy())

@@ -18,8 +18,9 @@ Action tests register fake shared services and look at what the action did::
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel
@@ -31,6 +32,7 @@ from .journal.memory import MemoryJournal
 from .model.action import Action, Query
 from .model.errors import ConfigurationError
 from .model.events import Event, EventType, NewEvent, StoredEvent
+from .model.principal import Principal
 from .model.service import Service
 from .model.store import Command, CommandResult, EventStore
 from .shared import Clock, FixedClock
@@ -38,24 +40,73 @@ from .shared import Clock, FixedClock
 T = TypeVar("T")
 
 
+class _Loop:
+    """The testkit's event loop (in a thread of its own, so it also works where a loop is
+    already running: async tests, notebooks) and its long-lived runtime. Closed by
+    :meth:`Testkit.close`, or when the testkit is garbage-collected or the interpreter exits,
+    so nothing is left pending."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self.runtime: LocalRuntime | None = None
+
+    def run(self, coro: Any) -> Any:
+        if self.loop is None:
+            loop = asyncio.new_event_loop()
+            self.thread = threading.Thread(target=loop.run_forever, name="talix-testkit",
+                                           daemon=True)
+            self.thread.start()
+            self.loop = loop
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        loop, thread = self.loop, self.thread
+        if loop is None or thread is None:
+            return
+        if self.runtime is not None:
+            rt, self.runtime = self.runtime, None
+            self.run(rt.stop())
+        self.run(_cancel_pending())
+        self.run(loop.shutdown_asyncgens())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()
+        self.loop = self.thread = None
+
+
+async def _cancel_pending() -> None:
+    """Cancel and await whatever is still running on the loop (background tasks)."""
+    me = asyncio.current_task()
+    pending = [t for t in asyncio.all_tasks() if t is not me]
+    for t in pending:
+        t.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
 class Testkit:
-    """A LocalRuntime on a memory journal, driven synchronously, for tests."""
+    """A LocalRuntime on a memory journal, driven synchronously, for tests.
+
+    ``views=True`` also runs the services' views (Delta tables in a temporary folder); unit
+    tests rarely need them, so they are off by default.
+    """
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, *services: Service, clock: Clock | None = None) -> None:
+    def __init__(self, *services: Service, clock: Clock | None = None,
+                 views: bool = False) -> None:
         self._services = services
         self._registrations: list[tuple[type, Any]] = []
         self._middleware: list[Any] = []
         self.clock = clock or FixedClock()
-        self._runner: asyncio.Runner | None = None
-        self._thread: ThreadPoolExecutor | None = None
-        self._runtime: LocalRuntime | None = None
+        self._views = views
+        self._loop = _Loop()
+        self._finalizer = weakref.finalize(self, self._loop.close)
 
     # -- set-up -----------------------------------------------------------------------------
     def register(self, kind: type[T], impl: T) -> Self:
         """Register a (fake) shared service for every scenario and action call."""
-        if self._runtime is not None:
+        if self._loop.runtime is not None:
             raise ConfigurationError("register services before the first call")
         self._registrations.append((kind, impl))
         return self
@@ -67,7 +118,8 @@ class Testkit:
 
     def build_runtime(self, journal: MemoryJournal | None = None) -> LocalRuntime:
         """A new, not yet started LocalRuntime with the testkit's services."""
-        rt = LocalRuntime(journal or MemoryJournal(), poll_interval=0.05, timers=False)
+        rt = LocalRuntime(journal or MemoryJournal(), poll_interval=0.05, timers=False,
+                          views=None if self._views else False)
         rt.register(Clock, self.clock)
         for kind, impl in self._registrations:
             rt.register(kind, impl)
@@ -76,31 +128,20 @@ class Testkit:
         return rt.add(*self._services).create()
 
     def _run(self, coro: Any) -> Any:
-        # the testkit's loop lives in a thread of its own, so it also works where an event
-        # loop is already running (async tests, notebooks)
-        if self._thread is None or self._runner is None:
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="talix-testkit")
-            self._runner = self._thread.submit(asyncio.Runner).result()
-        return self._thread.submit(self._runner.run, coro).result()
+        return self._loop.run(coro)
 
     @property
     def runtime(self) -> LocalRuntime:
         """The long-lived runtime used by :meth:`call`, :meth:`run` and the reads."""
-        if self._runtime is None:
+        if self._loop.runtime is None:
             rt = self.build_runtime()
             self._run(rt.start())
-            self._runtime = rt
-        return self._runtime
+            self._loop.runtime = rt
+        return self._loop.runtime
 
     def close(self) -> None:
-        """Stop the runtime and the event loop."""
-        if self._runtime is not None:
-            self._run(self._runtime.stop())
-            self._runtime = None
-        if self._thread is not None and self._runner is not None:
-            self._thread.submit(self._runner.close).result()
-            self._thread.shutdown()
-        self._thread = self._runner = None
+        """Stop the runtime and the event loop (also done at garbage collection and exit)."""
+        self._finalizer()
 
     def __enter__(self) -> Self:
         return self
@@ -114,9 +155,12 @@ class Testkit:
         return Scenario(self, list(events))
 
     # -- action tests and reads ----------------------------------------------------------------
-    def call(self, action: Action, input: Any, *, idempotency_key: str | None = None) -> Any:
-        """Call an action (as an HTTP request would) and return its result."""
-        return self._run(self.runtime.call(action, input, idempotency_key=idempotency_key))
+    def call(self, action: Action, input: Any, *, idempotency_key: str | None = None,
+             principal: Principal | None = None) -> Any:
+        """Call an action (as an HTTP request would, optionally as ``principal``) and return
+        its result."""
+        return self._run(self.runtime.call(action, input, idempotency_key=idempotency_key,
+                                           principal=principal))
 
     def query(self, query: Query, input: Any = None) -> Any:
         """Run a query and return its result."""

@@ -69,3 +69,19 @@ def ray_session(tmp_path_factory):
                                              "RAY_USAGE_STATS_ENABLED": "0"}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def serve_session(ray_session):
+    """Ray Serve on the session's Ray, its HTTP proxy on a free loopback port; yields the
+    proxy's base URL."""
+    import socket
+
+    from ray import serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()

@@ -24,3 +24,4 @@ async def test_the_readme_service_runs_as_written(capsys):
     assert "new task: write the README" in capsys.readouterr().out
     exec(compile(test_src, "README:test", "exec"), ns)
     ns["test_a_task_opens_once"]()  # type: ignore[operator]
+    ns["test_creating_a_task_over_the_action"]()  # type: ignore[operator]

@@ -22,6 +22,7 @@ from ..model.action import Action
 from ..model.errors import Conflict, UnknownEventType, ValidationError
 from ..model.events import StoredEvent
 from ..secrets import redact
+from .steps import NonDeterministicAction
 
 log = logging.getLogger("talix.dispatcher")
 
@@ -188,7 +189,8 @@ class Dispatcher:
                 raise
             except Exception as exc:
                 # no retry makes an undecodable event or an invalid message valid
-                permanent = isinstance(exc, UnknownEventType | ValidationError)
+                permanent = isinstance(exc, UnknownEventType | ValidationError |
+                                       NonDeterministicAction)
                 if attempt >= retry.max_attempts or permanent:
                     await self._deadletter(job, exc, attempt)
                     return

@@ -9,17 +9,20 @@ RayRuntime puts one in each shard actor.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from ..journal.base import Commit, Journal, Snapshot
-from ..model.errors import StorageError, VersionConflict
+from ..model.errors import StorageError, ValidationError, VersionConflict
 from ..model.events import Event, StoredEvent, timestamp_of
 from ..model.store import Command, CommandResult, EventStore
 
+log = logging.getLogger("talix.entities")
 ContextFactory = Callable[["Entity", Command[Any, Any], "str | None"], Any]
 
 
@@ -106,7 +109,6 @@ class EntityHost:
         self._snapshot_policy: dict[str, int | None] = {}
         self._active: OrderedDict[tuple[str, str], Entity] = OrderedDict()
         self._background: set[asyncio.Task[Any]] = set()
-        self._adapters: dict[str, TypeAdapter[Any] | None] = {}
 
     @property
     def active_count(self) -> int:
@@ -115,15 +117,20 @@ class EntityHost:
 
     # -- commands ---------------------------------------------------------------------------
     async def execute(self, command: Command[Any, Any], aggregate_id: str, input: Any,
-                      command_id: str | None = None) -> CommandResult:
-        """Run a validated command on an aggregate; returns once its events are durable."""
+                      command_id: str | None = None,
+                      meta: dict[str, str] | None = None) -> CommandResult:
+        """Run a validated command on an aggregate; returns once its events are durable.
+
+        ``meta`` (system metadata such as the calling principal) is added to the metadata of
+        every event the command appends.
+        """
         entity = self._checkout(command.store, aggregate_id)
         try:
             await entity.acquire()
             try:
                 if not entity.loaded:
                     await self._load(entity)
-                return await self._decide_and_append(entity, command, input, command_id)
+                return await self._decide_and_append(entity, command, input, command_id, meta)
             finally:
                 entity.release()
         finally:
@@ -132,7 +139,8 @@ class EntityHost:
                 self._passivate_lru()
 
     async def _decide_and_append(self, entity: Entity, command: Command[Any, Any], input: Any,
-                                 command_id: str | None) -> CommandResult:
+                                 command_id: str | None,
+                                 meta: dict[str, str] | None = None) -> CommandResult:
         store = command.store
         reducer = store.reducer
         for attempt in range(command.max_retries + 1):
@@ -165,16 +173,19 @@ class EntityHost:
             for ne in new_events:
                 version += 1
                 et = ne.type
-                meta = ne.metadata
-                meta_json = meta if meta is None or isinstance(meta, dict) else \
-                    meta.model_dump(mode="json")
+                user_meta = ne.metadata
+                meta_json = user_meta if user_meta is None or isinstance(user_meta, dict) else \
+                    user_meta.model_dump(mode="json")
+                if meta:
+                    meta_json = {**(meta_json or {}), **meta}
                 records.append(StoredEvent(store.name, entity.aggregate_id, version, et.name,
                                            ne.payload.model_dump(mode="json"), ts, command_id,
                                            et.version, meta_json))
                 if timestamp is None:
                     timestamp = timestamp_of(ts)
                 ev = Event(store.name, entity.aggregate_id, version, et.name, ne.payload,
-                           timestamp, command_id, meta)
+                           timestamp, command_id,
+                           meta_json if et.metadata_model is None else user_meta)
                 events.append(ev)
                 state = reducer(state, ev)
             commit = Commit(store.name, entity.aggregate_id, entity.version, tuple(records),
@@ -186,6 +197,8 @@ class EntityHost:
                     raise
                 await self._load(entity)  # another writer moved the stream: decide again
                 continue
+            except ValidationError:
+                raise  # refused before anything was stored (sizes): the entity is unchanged
             except BaseException:
                 # the outcome is unknown (storage failure, cancellation): reload before reuse
                 entity.loaded = False
@@ -249,15 +262,30 @@ class EntityHost:
 
     async def _load(self, entity: Entity) -> None:
         store = entity.store
-        state = store.initial_state
-        version = 0
-        recent: OrderedDict[str, CommandResult] = OrderedDict()
-        restored: dict[str, int] = {}
         adapter = self._state_adapter(store) if self._snapshots_every(store) else None
         snap, records = await self.journal.load_aggregate(
             store.name, entity.aggregate_id, store.reducer_hash if adapter else None)
+        state = store.initial_state
         if snap is not None and adapter is not None:
-            state = adapter.validate_python(snap.state)
+            try:
+                state = adapter.validate_python(snap.state)
+            except PydanticValidationError as exc:
+                log.warning("snapshot %s of %s/%s at version %d no longer validates as the "
+                            "state (%d error(s)); replaying the stream instead",
+                            snap.key or "(in memory)", store.name, entity.aggregate_id,
+                            snap.version, exc.error_count())
+                snap, state = None, store.initial_state
+                records = await self.journal.read_stream(store.name, entity.aggregate_id)
+        self._fold(entity, snap, state, records)
+
+    def _fold(self, entity: Entity, snap: Snapshot | None, state: Any,
+              records: list[StoredEvent]) -> None:
+        """Set the entity from a (validated) snapshot state and the events after it."""
+        store = entity.store
+        version = 0
+        recent: OrderedDict[str, CommandResult] = OrderedDict()
+        restored: dict[str, int] = {}
+        if snap is not None:
             version = snap.version
             for cid, v, n in snap.recent_command_ids:
                 recent[cid] = CommandResult(store.name, entity.aggregate_id, v, (), cid)
@@ -315,17 +343,17 @@ class EntityHost:
             return every
 
     def _state_adapter(self, store: EventStore[Any]) -> TypeAdapter[Any] | None:
-        if store.name not in self._adapters:
-            self._adapters[store.name] = state_adapter(store)
-        return self._adapters[store.name]
+        return store.state_adapter
 
     def _snapshot_later(self, entity: Entity) -> None:
         adapter = self._state_adapter(entity.store)
         if adapter is None:
             return
         entity.snapshot_version = entity.version
+        restored = entity.restored or {}
+        # a command id known from an earlier snapshot has no events in memory: keep its count
         snap = Snapshot(entity.version, adapter.dump_python(entity.state, mode="json"),
-                        tuple((cid, r.version, len(r.events))
+                        tuple((cid, r.version, restored.get(cid, len(r.events)))
                               for cid, r in (entity.recent or {}).items()))
         task = asyncio.create_task(self.journal.save_snapshot(
             entity.store.name, entity.aggregate_id, entity.store.reducer_hash, snap))
@@ -375,17 +403,4 @@ class EntityHost:
 
 def state_adapter(store: EventStore[Any]) -> TypeAdapter[Any] | None:
     """A pydantic adapter for the store's state (from the reducer's return annotation)."""
-    import typing
-
-    try:
-        hints = typing.get_type_hints(store.reducer)
-    except Exception:
-        return None
-    ann = hints.get("return")
-    if ann is None:
-        return None
-    try:
-        return TypeAdapter(ann)
-    except Exception:
-        return None
-
+    return store.state_adapter

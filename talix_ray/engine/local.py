@@ -39,12 +39,14 @@ class LocalRuntime(Runtime):
                  max_concurrency: int = 32, poll_interval: float = 1.0,
                  timers: bool = True, dispatch: bool = True,
                  snapshot_every: int | None = None, views: bool | str | Any = None,
-                 view_options: dict[str, Any] | None = None) -> None:
+                 view_options: dict[str, Any] | None = None,
+                 remember_commands: int = 256) -> None:
         super().__init__()
         if max_active < 1:
             raise ConfigurationError("max_active must be >= 1")
         self._journal = journal if journal is not None else MemoryJournal()
         self._max_active = max_active
+        self._remember_commands = remember_commands
         self._max_concurrency = max_concurrency
         self._poll_interval = poll_interval
         self._timers_enabled = timers
@@ -61,6 +63,7 @@ class LocalRuntime(Runtime):
         """A runtime on the store the settings (``TALIX_*`` environment) name."""
         s = settings or Settings()
         kw.setdefault("view_options", s.view_options())
+        kw.setdefault("remember_commands", s.remember_commands)
         rt = cls(open_journal(s), max_active=s.max_active, **kw)
         rt.snapshot_every = None if s.store == "memory://" else s.snapshot_every
         return rt
@@ -86,6 +89,7 @@ class LocalRuntime(Runtime):
         self._host = EntityHost(self._journal, clock_us=clock.now_us,
                                 context_factory=self._command_context,
                                 max_active=self._max_active,
+                                remember_commands=self._remember_commands,
                                 snapshot_every=self.snapshot_every)
         if self._dispatch_enabled and self.app.has_log_consumers:
             self._dispatcher = Dispatcher(self._journal, self.app.route, self.execute_triggered,
@@ -147,8 +151,9 @@ class LocalRuntime(Runtime):
                           lambda: entity.state, entity.store)
 
     async def _execute(self, command: Command[Any, Any], aggregate_id: str, input: Any,
-                       command_id: str | None) -> CommandResult:
-        return await self.host.execute(command, aggregate_id, input, command_id)
+                       command_id: str | None,
+                       meta: dict[str, str] | None = None) -> CommandResult:
+        return await self.host.execute(command, aggregate_id, input, command_id, meta)
 
     async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate:
         entity = await self.host.get(store, aggregate_id)

@@ -9,21 +9,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from ..journal.base import Journal
 from ..model.action import Action, Query
-from ..model.errors import ConfigurationError, NotFound, Unavailable, ValidationError
+from ..model.errors import (
+    ConfigurationError,
+    Conflict,
+    NotFound,
+    TalixError,
+    Unavailable,
+    ValidationError,
+)
 from ..model.events import Event, NewEvent, StoredEvent
 from ..model.names import check_aggregate_id, check_name
+from ..model.principal import Principal
 from ..model.service import Service
 from ..model.store import Command, CommandResult, EventStore
 from ..shared import (
@@ -37,8 +47,25 @@ from ..shared import (
 from ..shared.clock import SystemClock
 from ..shared.ids import UlidGenerator
 from .app import App
+from .calls import (
+    AbandonCall,
+    BeginCall,
+    CallOutcome,
+    FinishCall,
+    abandon_call,
+    begin_call,
+    calls,
+    check_idempotency_key,
+    error_record,
+    fingerprint,
+    finish_call,
+    record_id,
+    recordable,
+    recorded_error,
+)
 from .context import ActionContext, ReadOnlyContext, Registry
 from .invocation import Invocation, Middleware, call_through
+from .steps import invocation_id
 from .system import Enqueue, Fire, enqueue, fire, queue_stream_id, queues
 
 log = logging.getLogger("talix.runtime")
@@ -92,6 +119,8 @@ class Runtime(ABC):
         self._started = False
         self._background: list[asyncio.Task[Any]] = []
         self._views: Any = None
+        self.idempotency_ttl = 24 * 3600.0  # seconds an Idempotency-Key is remembered
+        self.idempotency_lease = 60.0  # seconds a run holds its key before a retry may take over
 
     # -- building ---------------------------------------------------------------------------
     def register(self, kind: type[T], impl: T) -> Self:
@@ -190,10 +219,12 @@ class Runtime(ABC):
     # -- commands ---------------------------------------------------------------------------
     async def run(self, command: Command[Any, Any], aggregate_id: str,
                   input: BaseModel | dict[str, Any], *,
-                  command_id: str | None = None) -> CommandResult:
+                  command_id: str | None = None,
+                  principal: Principal | None = None) -> CommandResult:
         """Run a command on one aggregate; returns its appended events and new version.
 
-        A repeated ``command_id`` returns the first result and appends nothing.
+        A repeated ``command_id`` returns the first result and appends nothing. ``principal``
+        (who the command runs for) goes into the metadata of the events it appends.
         """
         app = self._require_started()
         app.command(command)
@@ -201,15 +232,18 @@ class Runtime(ABC):
         if command_id is not None:
             check_command_id(command_id)
         data = command.validate_input(input)
+        meta = {"principal": principal.id} if principal is not None else None
         if not self.middleware:
-            return await self._execute(command, aggregate_id, data, command_id)
+            return await self._execute(command, aggregate_id, data, command_id, meta)
         inv = Invocation("command", command.qualname, data, aggregate_id, command_id)
-        return await call_through(self.middleware, inv,
-                                  lambda: self._execute(command, aggregate_id, data, command_id))
+        return await call_through(
+            self.middleware, inv,
+            lambda: self._execute(command, aggregate_id, data, command_id, meta))
 
     @abstractmethod
     async def _execute(self, command: Command[Any, Any], aggregate_id: str, input: Any,
-                       command_id: str | None) -> CommandResult: ...
+                       command_id: str | None,
+                       meta: dict[str, str] | None = None) -> CommandResult: ...
 
     async def enqueue(self, queue: str, message: BaseModel | dict[str, Any], *,
                       key: str | None = None, message_id: str | None = None) -> None:
@@ -227,19 +261,92 @@ class Runtime(ABC):
 
     # -- actions ----------------------------------------------------------------------------
     async def call(self, action: Action | str, input: Any, *,
-                   idempotency_key: str | None = None) -> Any:
-        """Call an action directly (as an HTTP request would); returns its result."""
+                   idempotency_key: str | None = None,
+                   principal: Principal | None = None) -> Any:
+        """Call an action directly (as an HTTP request would); returns its result.
+
+        With an ``idempotency_key`` the action runs once per (action, caller, key): a repeat
+        returns the recorded result (or raises the recorded error) without running anything,
+        and a repeat with a different input is a :class:`ValidationError`.
+        """
+        outcome = await self.invoke(action, input, idempotency_key=idempotency_key,
+                                    principal=principal)
+        return outcome.value
+
+    async def invoke(self, action: Action | str, input: Any, *,
+                     idempotency_key: str | None = None,
+                     principal: Principal | None = None) -> CallOutcome:
+        """:meth:`call`, also telling where the action's commands left their aggregates and
+        whether the answer is a replay (what the HTTP layer needs for ``ETag`` headers)."""
         app = self._require_started()
         act = app.action(action)
         data = act.validate_input(input)
-        if idempotency_key is not None:
-            check_command_id(idempotency_key)
-        ctx = ActionContext(self, self.registry, act,
-                            id_base=f"{act.name}:{idempotency_key}" if idempotency_key else None)
-        inv = Invocation("action", act.name, data, command_id=idempotency_key)
+        if idempotency_key is None:
+            ctx = ActionContext(self, self.registry, act, principal=principal)
+            value = await self._run_action(act, data, ctx, None)
+            return CallOutcome(value, versions_of(ctx.results))
+        check_idempotency_key(idempotency_key)
+        return await self._idempotent_call(act, data, idempotency_key, principal)
+
+    async def _run_action(self, act: Action, data: Any, ctx: ActionContext,
+                          key: str | None) -> Any:
+        inv = Invocation("action", act.name, data, command_id=key)
         return await call_through(self.middleware, inv, lambda: act(data, ctx))
 
-    async def query(self, query: Query | str, input: Any = None) -> Any:
+    async def _idempotent_call(self, act: Action, data: Any, key: str,
+                               principal: Principal | None) -> CallOutcome:
+        rid = record_id(act.name, principal, key)
+        token = uuid.uuid4().hex
+        begin = BeginCall(fingerprint=fingerprint(data), token=token, now_us=0,
+                          ttl_us=int(self.idempotency_ttl * 1e6),
+                          lease_us=int(self.idempotency_lease * 1e6))
+        clock = self.registry.get(Clock)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.idempotency_lease
+        delay = 0.01
+        while True:
+            claimed = await self.run(begin_call, rid,
+                                     begin.model_copy(update={"now_us": clock.now_us()}))
+            if claimed.appended and claimed.events[0].payload.token == token:
+                generation = claimed.events[0].payload.generation
+                break
+            record = await self.load_state(calls, rid)
+            if record is not None and record.outcome is not None:
+                return replay(act, record.outcome)
+            if loop.time() + delay > deadline:  # another request with this key still runs
+                raise Conflict("a request with this Idempotency-Key is still in progress; "
+                               "retry later")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        trigger = f"call:{rid}:{generation}"
+        ctx = ActionContext(self, self.registry, act, id_base=trigger, principal=principal,
+                            invocation=invocation_id(act.name, trigger))
+        try:
+            value = await self._run_action(act, data, ctx, key)
+        except TalixError as exc:
+            if exc.status < 500:  # an answer: replayed as it is
+                await self.run(finish_call, rid, FinishCall(token=token,
+                                                            outcome=error_record(exc)))
+            else:
+                await self._abandon(rid, token)
+            raise
+        except BaseException:
+            await self._abandon(rid, token)
+            raise
+        versions = versions_of(ctx.results)
+        result = {"ok": dump_result(act, value), "versions": [list(v) for v in versions]}
+        await self.run(finish_call, rid, FinishCall(token=token, outcome=recordable(result)))
+        return CallOutcome(value, versions)
+
+    async def _abandon(self, rid: str, token: str) -> None:
+        """Release an idempotency record after a failure (best effort: its lease expires)."""
+        try:
+            await asyncio.shield(self.run(abandon_call, rid, AbandonCall(token=token)))
+        except Exception:
+            log.warning("could not release idempotency record %s", rid, exc_info=True)
+
+    async def query(self, query: Query | str, input: Any = None, *,
+                    principal: Principal | None = None) -> Any:
         """Run a query (a read) with read-only access; returns its result."""
         app = self._require_started()
         name = query if isinstance(query, str) else query.name
@@ -247,7 +354,7 @@ class Runtime(ABC):
         if q is None or (not isinstance(query, str) and q is not query):
             raise NotFound(f"query {name!r} is not part of this runtime's services")
         data = q.validate_input(input)
-        ctx = ReadOnlyContext(self, self.registry)
+        ctx = ReadOnlyContext(self, self.registry, principal)
         inv = Invocation("query", q.name, data)
         return await call_through(self.middleware, inv, lambda: q(data, ctx))
 
@@ -257,7 +364,8 @@ class Runtime(ABC):
         data = app.action_input(action, record)
         event = data if isinstance(data, Event) else None
         ctx = ActionContext(self, self.registry, action, event=event, attempt=attempt,
-                            id_base=f"{action.name}:{record.id}")
+                            id_base=f"{action.name}:{record.id}",
+                            invocation=invocation_id(action.name, record.id))
         inv = Invocation("action", action.name, data, record.aggregate_id, None, record.id,
                          attempt)
         await call_through(self.middleware, inv, lambda: action(data, ctx))
@@ -387,6 +495,39 @@ class Runtime(ABC):
             except Exception:
                 log.exception("timer %s: could not fire period %d", action.name, period)
             await asyncio.sleep(max(0.001, (period + 1) * interval - time.time()))
+
+
+def versions_of(results: Sequence[CommandResult]) -> tuple[tuple[str, str, int], ...]:
+    """The last version each aggregate reached through ``results`` (in first-touched order)."""
+    last: dict[tuple[str, str], int] = {}
+    for r in results:
+        last[(r.store, r.aggregate_id)] = r.version
+    return tuple((s, a, v) for (s, a), v in last.items())
+
+
+def dump_result(act: Action, value: Any) -> Any:
+    """An action's result as JSON-ready data (through its return annotation)."""
+    if act.output_model is None:
+        return TypeAdapter(Any).dump_python(value, mode="json")
+    return _adapter(act.output_model).dump_python(value, mode="json")
+
+
+def replay(act: Action, outcome: dict[str, Any]) -> CallOutcome:
+    """The recorded outcome of an idempotent call: its result again, or its error raised."""
+    if "error" in outcome:
+        raise recorded_error(outcome)
+    if "ok" not in outcome:
+        raise Conflict("the response recorded for this Idempotency-Key is too large to replay")
+    value = outcome["ok"]
+    if act.output_model is not None:
+        value = _adapter(act.output_model).validate_python(value)
+    versions = tuple((str(s), str(a), int(v)) for s, a, v in outcome.get("versions", []))
+    return CallOutcome(value, versions, replayed=True)
+
+
+@functools.lru_cache(maxsize=1024)
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(annotation)
 
 
 def default_services(store: Any = None) -> list[tuple[type, Any]]:

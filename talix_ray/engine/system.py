@@ -10,6 +10,8 @@ from pydantic import BaseModel, JsonValue
 from ..model.events import Event, EventType
 from ..model.service import Service
 from ..model.store import EventStore
+from .calls import calls
+from .steps import invocations
 
 RESERVED_PREFIX = "talix-"
 
@@ -82,7 +84,7 @@ def fire(state: TimerState | None, input: Fire) -> Any:
     return timer_fired(**input.model_dump())
 
 
-system_service = Service("talix-system", stores=[queues, timers])
+system_service = Service("talix-system", stores=[queues, timers, calls, invocations])
 
 
 def queue_stream_id(queue: str, key: str | None) -> str:

@@ -46,11 +46,14 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A serialized aggregate state at a version, with the command ids it remembers."""
+    """A serialized aggregate state at a version, with the command ids it remembers
+    (``(command id, version after it, number of events it appended)``) and, once read back,
+    the key it was read from."""
 
     version: int
     state: Any
     recent_command_ids: tuple[tuple[str, int, int], ...] = ()
+    key: str = ""
 
 
 def stable_partition(store: str, aggregate_id: str, partitions: int) -> int:

@@ -6,18 +6,23 @@ Every object carries ``"f": 1`` (format version). A damaged or unknown object ra
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from ..model.errors import CorruptObject
+from ..model.errors import CorruptObject, ValidationError
 from ..model.events import StoredEvent
+from ..model.names import check_aggregate_id, check_name
 from .base import Commit, Segment
 
 FORMAT = 1
 MANIFEST = "talix.json"
+MiB = 1 << 20
+MAX_EVENT_BYTES = 1 * MiB  # defaults of TALIX_MAX_EVENT_BYTES / TALIX_MAX_COMMIT_BYTES
+MAX_COMMIT_BYTES = 8 * MiB
 
 
 def segment_prefix(p: int) -> str:
@@ -35,6 +40,17 @@ def seq_of(key: str) -> int:
     return int(key.rsplit("/", 1)[1])
 
 
+def segment_position(key: str) -> tuple[int, int]:
+    """``(partition, seq)`` named by a segment key; :class:`CorruptObject` if it names none."""
+    parts = key.split("/")
+    try:
+        if len(parts) != 3 or parts[0] != "journal":
+            raise ValueError(key)
+        return int(parts[1]), int(parts[2])
+    except ValueError:
+        raise CorruptObject(f"{key}: not a segment key") from None
+
+
 def writer_key(p: int) -> str:
     """The epoch record of partition ``p``'s writer."""
     return f"writers/{p:04d}"
@@ -48,6 +64,16 @@ def stream_prefix(store: str, aggregate_id: str | None = None) -> str:
 def chunk_key(store: str, aggregate_id: str, first: int, last: int) -> str:
     """A stream chunk holding versions ``first..last``."""
     return f"streams/{store}/{aggregate_id}/{first:012d}-{last:012d}"
+
+
+def chunk_ranges(keys: list[str]) -> list[tuple[int, int, str]]:
+    """``(first, last, key)`` of the chunk keys of a stream folder, by first version."""
+    return sorted((*chunk_range(k), k) for k in keys if not is_snapshot(k))
+
+
+def coverage_of(keys: list[str]) -> int:
+    """The last version held by the chunks among a stream folder's keys (0 if none)."""
+    return max((last for _, last, _ in chunk_ranges(keys)), default=0)
 
 
 def chunk_range(key: str) -> tuple[int, int]:
@@ -73,12 +99,14 @@ def checkpoint_key(consumer: str, p: int) -> str:
 SNAPSHOT_MARK = "snap-"
 
 
-def snapshot_prefix(store: str, aggregate_id: str, reducer_hash: str) -> str:
-    """The snapshots of one aggregate for one reducer version.
+def snapshot_prefix(store: str, aggregate_id: str, reducer_hash: str | None = None) -> str:
+    """The snapshots of one aggregate for one state fingerprint (all of them without one).
 
     They sit in the aggregate's stream folder, after its chunks (``s`` sorts after digits), so
     one listing finds both.
     """
+    if reducer_hash is None:
+        return f"streams/{store}/{aggregate_id}/{SNAPSHOT_MARK}"
     return f"streams/{store}/{aggregate_id}/{SNAPSHOT_MARK}{reducer_hash}-"
 
 
@@ -90,6 +118,21 @@ def is_snapshot(key: str) -> bool:
 def deadletter_prefix(consumer: str) -> str:
     """A consumer's dead letters."""
     return f"deadletters/{consumer}/"
+
+
+# A key component stays well below the 255-byte file-name limit of local file systems (and
+# leaves room for the local store's ``.lock-``/``.tmp-`` companions).
+MAX_NAME_BYTES = 200
+_UNSAFE_NAME = frozenset("/\\")
+
+
+def deadletter_key(consumer: str, key: str) -> str:
+    """The object key of a dead letter: its own key when that is a safe file name, else a
+    hash of it (the record inside keeps the full key)."""
+    if (len(key.encode()) > MAX_NAME_BYTES or key in (".", "..") or key.startswith(".")
+            or any(c in _UNSAFE_NAME or ord(c) < 32 or ord(c) == 127 for c in key)):
+        key = "h-" + hashlib.sha256(key.encode()).hexdigest()
+    return deadletter_prefix(consumer) + key
 
 
 # -- (de)serialization ---------------------------------------------------------------------------
@@ -146,17 +189,57 @@ def encode_segment(p: int, seq: int, epoch: int, batch: str,
 
 
 def decode_segment(key: str, body: bytes) -> SegmentRecord:
-    """Parse a segment object."""
+    """Parse a segment object; its body must name the partition and seq its key names."""
+    p, seq = segment_position(key)
     obj = loads(key, body, "segment")
     try:
         commits = tuple(
             Commit(c["s"], c["a"], int(c["x"]),
                    _events(c["s"], c["a"], int(c["x"]) + 1, c["e"], c.get("c")), c.get("c"))
             for c in obj["commits"])
-        return SegmentRecord(Segment(int(obj["p"]), int(obj["seq"]), commits),
-                             int(obj["epoch"]), str(obj["batch"]))
+        rec = SegmentRecord(Segment(int(obj["p"]), int(obj["seq"]), commits),
+                            int(obj["epoch"]), str(obj["batch"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptObject(f"{key}: damaged segment ({exc!r})") from None
+    if (rec.segment.partition, rec.segment.seq) != (p, seq):
+        raise CorruptObject(f"{key}: the segment says partition {rec.segment.partition} seq "
+                            f"{rec.segment.seq}, its key partition {p} seq {seq}")
+    return rec
+
+
+def event_size(e: StoredEvent) -> int:
+    """The size in bytes of an event as a segment stores it."""
+    d = _event(e)
+    try:
+        return len(orjson.dumps(d))
+    except TypeError:  # beyond orjson (integers over 64 bits): the exact encoder
+        return len(json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def check_commit(commit: Commit, max_event_bytes: int = MAX_EVENT_BYTES,
+                 max_commit_bytes: int = MAX_COMMIT_BYTES) -> int:
+    """The stored size of a commit in bytes, checked before anything is stored.
+
+    :class:`ValidationError` (naming the aggregate and the sizes, never the content) for a
+    store name or aggregate id that storage keys cannot hold, an event above
+    ``max_event_bytes`` or a commit above ``max_commit_bytes``.
+    """
+    check_name("event store", commit.store)
+    check_aggregate_id(commit.aggregate_id)
+    where = f"{commit.store}/{commit.aggregate_id}"
+    total = 0
+    for e in commit.events:
+        size = event_size(e)
+        if size > max_event_bytes:
+            raise ValidationError(
+                f"event {e.type} for {where} is {size} bytes; an event may take at most "
+                f"{max_event_bytes} bytes (TALIX_MAX_EVENT_BYTES)")
+        total += size
+    if total > max_commit_bytes:
+        raise ValidationError(
+            f"the {len(commit.events)} events for {where} take {total} bytes; one command may "
+            f"append at most {max_commit_bytes} bytes (TALIX_MAX_COMMIT_BYTES)")
+    return total
 
 
 def encode_chunk(events: list[StoredEvent]) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ from ..model.errors import ConfigurationError, Conflict, CorruptObject, StorageE
 from ..model.events import StoredEvent
 from ..model.names import check_name
 from ..objectstore import (
+    Listing,
     ObjectExists,
     ObjectNotFound,
     ObjectStore,
@@ -24,6 +26,8 @@ from . import format as fmt
 from .base import Commit, Journal, Segment, Snapshot
 from .writer import PartitionWriter, WriterPolicy, with_retries
 
+log = logging.getLogger("talix.journal")
+
 DEFAULT_PARTITIONS = 4
 
 
@@ -32,12 +36,12 @@ class ObjectStoreJournal(Journal):
 
     ``partitions`` is fixed when the store is first used (``talix.json``); ``owned`` lists the
     partitions this process writes (all by default — a Ray shard owns its own). Reading works
-    from any process.
+    from any process. Reading never changes what a writer believes.
     """
 
     def __init__(self, store: ObjectStore, *, partitions: int | None = None,
                  owned: Iterable[int] | None = None, policy: WriterPolicy | None = None,
-                 poll_interval: float = 1.0, segment_cache: int = 4096,
+                 poll_interval: float = 1.0, segment_cache_bytes: int | None = None,
                  own_store: bool = True) -> None:
         if partitions is not None and not 1 <= partitions <= 4096:
             raise ConfigurationError("partitions must be between 1 and 4096")
@@ -50,8 +54,12 @@ class ObjectStoreJournal(Journal):
         self.poll_interval = poll_interval
         self._writers: dict[int, PartitionWriter] = {}
         self._opening: dict[int, asyncio.Task[PartitionWriter]] = {}
-        self._segments: OrderedDict[tuple[int, int], Segment] = OrderedDict()
-        self._segment_cache = segment_cache
+        # segments read for consumers, with their stored size, bounded in bytes
+        self._segments: OrderedDict[tuple[int, int], tuple[Segment, int]] = OrderedDict()
+        self._segment_bytes = 0
+        self._segment_cache = self.policy.segment_cache_bytes if segment_cache_bytes is None \
+            else segment_cache_bytes
+        self._background: set[asyncio.Task[Any]] = set()
         self._heads: dict[int, int] = {}
         self._hints: dict[int, asyncio.Event] = {}
         self._opened = False
@@ -81,6 +89,8 @@ class ObjectStoreJournal(Journal):
         self._opened = True
 
     async def close(self) -> None:
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
         for writer in list(self._writers.values()):
             await writer.close()
         self._writers.clear()
@@ -126,6 +136,12 @@ class ObjectStoreJournal(Journal):
         for w in list(self._writers.values()):
             await w.flush()
 
+    def stuck_streams(self) -> dict[str, str]:
+        """Streams of this process's writers whose chunk keeps failing (``store/id`` → the
+        last error). Their events are safe in the log and readable; the watermark of their
+        partition waits below them until a retry succeeds."""
+        return {f"{s}/{a}": why for w in self._writers.values() for (s, a), why in w.stuck.items()}
+
     # -- streams ------------------------------------------------------------------------------
     async def _chunk_keys(self, store: str, aggregate_id: str,
                           after_version: int = 0) -> list[tuple[int, int, str]]:
@@ -142,7 +158,7 @@ class ObjectStoreJournal(Journal):
             after_key = prefix + f"{start:012d}" if start > 1 else None
             listing = await with_retries("list chunks", lambda a=after_key: self.store.list_all(
                 prefix, start_after=a))
-            ranges = _chunk_ranges(listing.keys)
+            ranges = fmt.chunk_ranges(listing.keys)
             if after_key is None or (ranges and ranges[0][0] <= after_version + 1):
                 return ranges
             span *= 8
@@ -151,6 +167,15 @@ class ObjectStoreJournal(Journal):
         """The last version held by the aggregate's chunks (0 if none)."""
         ranges = await self._chunk_keys(store, aggregate_id)
         return max((last for _, last, _ in ranges), default=0)
+
+    async def _list_stream(self, store: str, aggregate_id: str) -> Listing:
+        """One page of the aggregate's folder; listed by the partition's writer when it is
+        here (the writer learns the stream's head from its own listing)."""
+        writer = self._writers.get(self.partition_of(store, aggregate_id))
+        if writer is not None:
+            return await writer.list_stream((store, aggregate_id))
+        prefix = fmt.stream_prefix(store, aggregate_id)
+        return await with_retries("list stream", lambda: self.store.list(prefix))
 
     async def read_stream(self, store: str, aggregate_id: str, *,
                           after_version: int = 0) -> list[StoredEvent]:
@@ -163,20 +188,24 @@ class ObjectStoreJournal(Journal):
         """One listing of the aggregate's folder finds its chunks and snapshots together
         (a new aggregate costs a single LIST)."""
         tail = await self._tail(store, aggregate_id)
-        prefix = fmt.stream_prefix(store, aggregate_id)
-        page = await with_retries("list stream", lambda: self.store.list(prefix))
-        mark = fmt.snapshot_prefix(store, aggregate_id, reducer_hash or "")
-        if not reducer_hash:
-            snaps: list[str] = []
-        elif page.truncated:  # a long history: its snapshots sort last, look them up directly
-            snaps = (await with_retries("list snapshots",
-                                        lambda: self.store.list_all(mark))).keys
-        else:
-            snaps = [k for k in page.keys if k.startswith(mark)]
-        snap = await self._read_snapshot(max(snaps)) if snaps else None
+        page = await self._list_stream(store, aggregate_id)
+        snap = None
+        if reducer_hash:
+            if page.truncated:  # a long history: its snapshots sort last, list them directly
+                every = fmt.snapshot_prefix(store, aggregate_id)
+                found = (await with_retries("list snapshots",
+                                            lambda: self.store.list_all(every))).keys
+            else:
+                found = [k for k in page.keys if fmt.is_snapshot(k)]
+            mark = fmt.snapshot_prefix(store, aggregate_id, reducer_hash)
+            usable = [k for k in found if k.startswith(mark)]
+            stale = [k for k in found if not k.startswith(mark)]
+            if stale:  # taken under another fingerprint: no current code can use them
+                self._later(self._delete_all(stale))
+            snap = await self._read_snapshot(max(usable)) if usable else None
         after = max(snap.version - 1, 0) if snap else 0
         ranges = await self._chunk_keys(store, aggregate_id, after) if page.truncated \
-            else _chunk_ranges(page.keys)
+            else fmt.chunk_ranges(page.keys)
         return snap, await self._events(store, aggregate_id, after, tail, ranges)
 
     async def _tail(self, store: str, aggregate_id: str) -> list[StoredEvent]:
@@ -190,8 +219,6 @@ class ObjectStoreJournal(Journal):
                       tail: list[StoredEvent], ranges: list[tuple[int, int, str]]
                       ) -> list[StoredEvent]:
         """Merge the tail and the chunks above ``after_version``; check the versions."""
-        key = (store, aggregate_id)
-        writer = self._writers.get(self.partition_of(store, aggregate_id))
         found: dict[int, StoredEvent] = {e.version: e for e in tail if e.version > after_version}
         low = min(found) if found else None
         wanted = [k for first, last, k in ranges
@@ -207,9 +234,6 @@ class ObjectStoreJournal(Journal):
             if e.version != after_version + 1 + i:
                 raise CorruptObject(f"stream {store}/{aggregate_id}: version {e.version} "
                                     f"found where {after_version + 1 + i} was expected")
-        if writer is not None:
-            writer.heads.setdefault(key, events[-1].version if events else
-                                    max(after_version, max((r[1] for r in ranges), default=0)))
         return events
 
     async def _unchunked_commits(self, p: int) -> list[Commit]:
@@ -264,12 +288,27 @@ class ObjectStoreJournal(Journal):
                 await self.store.create(key, body)
 
         await with_retries(f"snapshot {key}", create)
-        # keep the two newest: loading lists this folder, so it stays short
-        prefix = fmt.snapshot_prefix(store, aggregate_id, reducer_hash)
+        # keep the two newest of this fingerprint and none of another: loading lists this
+        # folder, so it stays short (a snapshot no current code can use is only in the way)
+        mark = fmt.snapshot_prefix(store, aggregate_id, reducer_hash)
         with contextlib.suppress(StorageError):
-            listing = await self.store.list_all(prefix)
-            for old in sorted(listing.keys)[:-2]:
-                await self.store.delete(old)
+            listing = await self.store.list_all(fmt.snapshot_prefix(store, aggregate_id))
+            ours = sorted(k for k in listing.keys if k.startswith(mark))
+            await self._delete_all([k for k in listing.keys if not k.startswith(mark)]
+                                   + ours[:-2])
+
+    def _later(self, work: Any) -> None:
+        """Run ``work`` off the caller's path (awaited at close)."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _delete_all(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                await self.store.delete(key)
+            except StorageError as exc:  # the next save or load tries again
+                log.debug("cannot delete %s: %s", key, exc)
 
     async def load_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
                             max_version: int | None = None) -> Snapshot | None:
@@ -284,7 +323,7 @@ class ObjectStoreJournal(Journal):
         data = fmt.loads(key, obj.body, "snapshot")
         try:
             return Snapshot(int(data["v"]), data["state"],
-                            tuple((str(c), int(v), int(n)) for c, v, n in data["recent"]))
+                            tuple((str(c), int(v), int(n)) for c, v, n in data["recent"]), key)
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptObject(f"{key}: damaged snapshot ({exc!r})") from None
 
@@ -311,7 +350,7 @@ class ObjectStoreJournal(Journal):
         cached = self._segments
         seq = after_seq + 1
         while len(out) < limit and (partition, seq) in cached:
-            out.append(cached[(partition, seq)])
+            out.append(cached[(partition, seq)][0])
             seq += 1
         if len(out) == limit:
             return out
@@ -323,15 +362,24 @@ class ObjectStoreJournal(Journal):
         bodies = await asyncio.gather(*(with_retries("get segment", lambda k=k: self.store.get(k))
                                         for k in keys))
         for k, obj in zip(keys, bodies, strict=True):
-            rec = fmt.decode_segment(k, obj.body)
-            if rec.segment.seq != seq:
+            if fmt.seq_of(k) != seq:
                 break  # a gap in a listing: stop at what is contiguous
+            rec = fmt.decode_segment(k, obj.body)  # CorruptObject unless its body is this one
             out.append(rec.segment)
-            cached[(partition, seq)] = rec.segment
+            self._cache_segment(partition, seq, rec.segment, len(obj.body))
             seq += 1
-        while len(cached) > self._segment_cache:
-            cached.popitem(last=False)
         return out
+
+    def _cache_segment(self, partition: int, seq: int, segment: Segment, size: int) -> None:
+        """Keep a segment for the next consumer, the oldest going beyond the byte budget."""
+        cached = self._segments
+        if size > self._segment_cache or (partition, seq) in cached:
+            return
+        cached[(partition, seq)] = (segment, size)
+        self._segment_bytes += size
+        while self._segment_bytes > self._segment_cache:
+            _, (_, gone) = cached.popitem(last=False)
+            self._segment_bytes -= gone
 
     async def wait_for_segment(self, partition: int, after_seq: int, timeout: float) -> bool:
         w = self._writers.get(partition)
@@ -397,7 +445,7 @@ class ObjectStoreJournal(Journal):
 
     # -- dead letters -------------------------------------------------------------------------
     async def put_deadletter(self, consumer: str, key: str, record: dict[str, Any]) -> None:
-        okey = fmt.deadletter_prefix(check_name("consumer", consumer)) + key
+        okey = fmt.deadletter_key(check_name("consumer", consumer), key)
         body = fmt.dumps({"record": record})
 
         async def put() -> None:
@@ -422,10 +470,6 @@ class ObjectStoreJournal(Journal):
         return out
 
     async def delete_deadletter(self, consumer: str, key: str) -> None:
-        okey = fmt.deadletter_prefix(check_name("consumer", consumer)) + key
+        okey = fmt.deadletter_key(check_name("consumer", consumer), key)
         await with_retries("delete dead letter", lambda: self.store.delete(okey))
 
-
-def _chunk_ranges(keys: list[str]) -> list[tuple[int, int, str]]:
-    """``(first, last, key)`` of the chunk keys of a stream folder, by first version."""
-    return sorted((*fmt.chunk_range(k), k) for k in keys if not fmt.is_snapshot(k))

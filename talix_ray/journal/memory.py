@@ -9,15 +9,23 @@ from typing import Any
 from ..model.errors import Conflict, VersionConflict
 from ..model.events import StoredEvent
 from .base import Commit, Journal, Segment, Snapshot
+from .format import MAX_COMMIT_BYTES, MAX_EVENT_BYTES, check_commit
 
 
 class MemoryJournal(Journal):
-    """The whole journal in memory; one segment per commit. Lost when the process ends."""
+    """The whole journal in memory; one segment per commit. Lost when the process ends.
 
-    def __init__(self, partitions: int = 1) -> None:
+    It refuses what the log on object storage would refuse (ids storage keys cannot hold,
+    events or commits above the size limits), so code tested here runs there too.
+    """
+
+    def __init__(self, partitions: int = 1, *, max_event_bytes: int = MAX_EVENT_BYTES,
+                 max_commit_bytes: int = MAX_COMMIT_BYTES) -> None:
         if partitions < 1:
             raise ValueError("partitions must be >= 1")
         self.partitions = partitions
+        self.max_event_bytes = max_event_bytes
+        self.max_commit_bytes = max_commit_bytes
         self._streams: dict[tuple[str, str], list[StoredEvent]] = {}
         self._ids: dict[str, list[str]] = {}
         self._unsorted: set[str] = set()
@@ -30,6 +38,7 @@ class MemoryJournal(Journal):
         self._deadletters: dict[str, dict[str, dict[str, Any]]] = {}
 
     async def append(self, commit: Commit) -> int:
+        check_commit(commit, self.max_event_bytes, self.max_commit_bytes)
         key = (commit.store, commit.aggregate_id)
         stream = self._streams.get(key)
         current = len(stream) if stream is not None else 0

@@ -9,16 +9,20 @@ from .errors import (
     CorruptObject,
     DomainError,
     Fenced,
+    Forbidden,
     NotFound,
     StorageError,
     TalixError,
+    Unauthenticated,
     Unavailable,
     UnknownEventType,
     ValidationError,
     VersionConflict,
 )
 from .events import Event, EventType, NewEvent, StoredEvent
+from .files import UploadedFile
 from .names import check_aggregate_id, check_name
+from .principal import Principal
 from .projection import Projection, fact_view, state_view
 from .service import Service
 from .store import Command, CommandResult, EventStore
@@ -35,11 +39,12 @@ from .triggers import (
 )
 
 __all__ = [
-    "Action", "AlreadyExists", "Command", "CommandContext", "CommandResult", "ConfigurationError",
-    "Conflict", "Context", "CorruptObject", "DomainError", "Event", "EventStore", "EventTrigger",
-    "EventType", "Fenced", "HttpTrigger", "NewEvent", "NotFound", "Projection", "Query",
-    "QueueTrigger", "ReadContext", "Resources", "Retry", "Service", "StorageError",
-    "StoredEvent", "TalixError", "TimerTick", "TimerTrigger", "Trigger", "Unavailable",
-    "UnknownEventType", "ValidationError", "VersionConflict", "action", "check_aggregate_id",
+    "Action", "AlreadyExists", "Command", "CommandContext", "CommandResult",
+    "ConfigurationError", "Conflict", "Context", "CorruptObject", "DomainError", "Event",
+    "EventStore", "EventTrigger", "EventType", "Fenced", "Forbidden", "HttpTrigger", "NewEvent",
+    "NotFound", "Principal", "Projection", "Query", "QueueTrigger", "ReadContext", "Resources",
+    "Retry", "Service", "StorageError", "StoredEvent", "TalixError", "TimerTick",
+    "TimerTrigger", "Trigger", "Unauthenticated", "Unavailable", "UnknownEventType",
+    "UploadedFile", "ValidationError", "VersionConflict", "action", "check_aggregate_id",
     "check_name", "every", "fact_view", "http", "on_event", "on_queue", "query", "state_view",
 ]

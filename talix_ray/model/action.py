@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, get_type_hints
@@ -62,6 +63,8 @@ class Action:
     retry: Retry = field(default_factory=Retry)
     public: bool = False
     description: str | None = None
+    scopes: tuple[str, ...] = ()
+    durable: bool = True
 
     def __repr__(self) -> str:
         return f"Action({self.name})"
@@ -99,6 +102,23 @@ class Action:
         return validate(self.input_model, data, f"input of action {self.name}")
 
 
+_SCOPE = re.compile(r"^[A-Za-z0-9_.:\-/*]{1,128}$")
+
+
+def check_scopes(scopes: Sequence[str], public: bool) -> tuple[str, ...]:
+    """Scopes are short tokens without spaces; a public route cannot require any."""
+    if isinstance(scopes, str):
+        raise ConfigurationError(f"scopes takes a list of scopes, not the string {scopes!r}")
+    out = tuple(scopes)
+    for scope in out:
+        if not isinstance(scope, str) or not _SCOPE.match(scope):
+            raise ConfigurationError(f"invalid scope {scope!r}: 1-128 characters of letters, "
+                                     "digits and _ . : - / *")
+    if out and public:
+        raise ConfigurationError("a public route cannot require scopes")
+    return out
+
+
 def type_hints(fn: Callable[..., Any], localns: dict[str, Any] | None, what: str) -> dict[str, Any]:
     """``get_type_hints`` that also sees the names local to where ``fn`` was decorated."""
     try:
@@ -124,13 +144,22 @@ def action(
     memory: int | None = None,
     retry: Retry | None = None,
     public: bool = False,
+    scopes: Sequence[str] = (),
+    durable: bool = True,
 ) -> Callable[[Callable[..., Any]], Action]:
     """Declare an action: ``@action(http.post("/x"))`` or ``@action(on_event(created))``.
 
     The first parameter is the input: a pydantic model for HTTP and queue triggers,
-    ``Event[Payload]`` for event triggers, :class:`TimerTick` for timers. ``public=True``
-    exempts its HTTP routes from authentication.
+    ``Event[Payload]`` for event triggers, :class:`TimerTick` for timers. HTTP routes need
+    credentials unless ``public=True``; ``scopes=["expenses:approve"]`` also requires the
+    caller to hold those scopes (403 otherwise).
+
+    Invocations triggered by events, queues, timers or HTTP requests with an
+    ``Idempotency-Key`` record each ``ctx.run``/``ctx.step`` outcome so a retry replays them
+    (durable steps); ``durable=False`` turns that off for an action whose steps are safe to
+    repeat as they are.
     """
+    required = check_scopes(scopes, public)
     for t in triggers:
         if not isinstance(t, HttpTrigger | EventTrigger | QueueTrigger | TimerTrigger):
             raise ConfigurationError(f"not a trigger: {t!r}")
@@ -163,7 +192,8 @@ def action(
         return Action(
             name=aname, fn=fn, triggers=tuple(triggers), input_model=model, output_model=output,
             resources=Resources(num_cpus, num_gpus, memory), retry=retry or Retry(),
-            public=public, description=(fn.__doc__ or "").strip() or None,
+            public=public, description=(fn.__doc__ or "").strip() or None, scopes=required,
+            durable=durable,
         )
 
     return wrap
@@ -180,6 +210,7 @@ class Query:
     http: HttpTrigger | None = None
     public: bool = False
     description: str | None = None
+    scopes: tuple[str, ...] = ()
 
     async def __call__(self, input: Any, ctx: Any) -> Any:
         result = self.fn(input, ctx)
@@ -195,8 +226,13 @@ class Query:
 
 
 def query(trigger: HttpTrigger | None = None, *, name: str | None = None,
-          public: bool = False) -> Callable[[Callable[..., Any]], Query]:
-    """Declare a query; with ``http.get("/things/{id}")`` it is exposed over HTTP."""
+          public: bool = False, scopes: Sequence[str] = ()
+          ) -> Callable[[Callable[..., Any]], Query]:
+    """Declare a query; with ``http.get("/things/{id}")`` it is exposed over HTTP (with
+    credentials unless ``public=True``, and the ``scopes`` given)."""
+    if trigger is not None and not isinstance(trigger, HttpTrigger):
+        raise ConfigurationError(f"a query is exposed by an http trigger, not {trigger!r}")
+    required = check_scopes(scopes, public)
     localns = sys._getframe(1).f_locals
 
     def wrap(fn: Callable[..., Any]) -> Query:
@@ -204,6 +240,7 @@ def query(trigger: HttpTrigger | None = None, *, name: str | None = None,
         annotation, output = _input_annotation(fn, f"query {qname}", localns)
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) \
             else None
-        return Query(qname, fn, model, output, trigger, public, (fn.__doc__ or "").strip() or None)
+        return Query(qname, fn, model, output, trigger, public,
+                     (fn.__doc__ or "").strip() or None, required)
 
     return wrap

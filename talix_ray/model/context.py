@@ -6,12 +6,14 @@ knows which runtime runs it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from .events import Event
+    from .principal import Principal
     from .store import Command, CommandResult, EventStore
 
 T = TypeVar("T")
@@ -43,6 +45,7 @@ class Context(ReadContext, Protocol):
 
     event: Event[Any] | None
     attempt: int
+    principal: Principal | None
 
     async def run(
         self,
@@ -52,6 +55,11 @@ class Context(ReadContext, Protocol):
         *,
         command_id: str | None = None,
     ) -> CommandResult: ...
+
+    async def step(self, name: str, fn: Callable[..., Any], *args: Any,
+                   result_type: Any = None, **kwargs: Any) -> Any:
+        """Run a side effect once per invocation: its result is recorded and replayed."""
+        ...
 
     async def enqueue(self, queue: str, message: BaseModel | dict[str, Any], *,
                       key: str | None = None) -> None: ...

@@ -70,6 +70,21 @@ class NotFound(TalixError):
     status = 404
 
 
+class Unauthenticated(TalixError):
+    """No credentials, or credentials that are not valid (HTTP 401)."""
+
+    code = "unauthenticated"
+    status = 401
+
+
+class Forbidden(TalixError):
+    """Valid credentials without the right to do this (HTTP 403): a missing scope, or a rule
+    of the application (raise it from an action)."""
+
+    code = "forbidden"
+    status = 403
+
+
 class Conflict(TalixError):
     """The request conflicts with the current state."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import sys
 import typing
@@ -11,10 +10,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, NamedTuple, TypeVar, get_type_hints
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from .errors import ConfigurationError, UnknownEventType
 from .events import Event, EventType, NewEvent, StoredEvent, timestamp_of
+from .fingerprint import fingerprint, return_type
 from .names import check_name
 from .validation import validate
 
@@ -49,6 +49,10 @@ class EventStore(Generic[S]):
 
     ``documents = EventStore("documents", [document_created, ...], reduce)``; then decorate
     deciders with ``@documents.command``.
+
+    Snapshots (every ``snapshot_every`` events) are keyed by a fingerprint of what the state
+    depends on (:attr:`reducer_hash`); raise ``snapshot_version`` when the state changes for
+    a reason the fingerprint cannot see (a helper in another module, a data file).
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class EventStore(Generic[S]):
         initial_state: S | None = None,
         placement: Placement = "sharded",
         snapshot_every: int | None = None,
+        snapshot_version: int = 0,
     ) -> None:
         self.name = check_name("event store", name)
         types: dict[str, EventType[Any]] = {}
@@ -77,11 +82,16 @@ class EventStore(Generic[S]):
             raise ConfigurationError(f"event store {name}: placement must be sharded|dedicated")
         if snapshot_every is not None and snapshot_every < 1:
             raise ConfigurationError(f"event store {name}: snapshot_every must be >= 1")
+        if not isinstance(snapshot_version, int) or isinstance(snapshot_version, bool) \
+                or snapshot_version < 0:
+            raise ConfigurationError(f"event store {name}: snapshot_version must be an "
+                                     "integer >= 0")
         self.event_types = types
         self.reducer = reducer
         self.initial_state = initial_state
         self.placement: Placement = placement
         self.snapshot_every = snapshot_every
+        self.snapshot_version = snapshot_version
         self.commands: dict[str, Command[S, Any]] = {}
 
     def __repr__(self) -> str:
@@ -148,19 +158,26 @@ class EventStore(Generic[S]):
         return state
 
     @functools.cached_property
+    def state_adapter(self) -> TypeAdapter[Any] | None:
+        """A pydantic adapter for the state (the reducer's return annotation); ``None`` when
+        the state cannot be serialized (no snapshots then)."""
+        ann = return_type(self.reducer)
+        if ann is None:
+            return None
+        try:
+            return TypeAdapter(ann)
+        except Exception:
+            return None
+
+    @functools.cached_property
     def reducer_hash(self) -> str:
-        """A hash of the reducer's code and of the event types; snapshots are keyed by it."""
-        fn = self.reducer
-        code = getattr(fn, "__code__", None)
-        h = hashlib.sha256()
-        h.update((getattr(fn, "__qualname__", repr(fn))).encode())
-        if code is not None:
-            h.update(code.co_code)
-            h.update(repr(code.co_consts).encode())
-            h.update(repr(code.co_names).encode())
-        for et in sorted(self.event_types.values(), key=lambda e: e.name):
-            h.update(f"{et.name}:{et.version}".encode())
-        return h.hexdigest()[:16]
+        """The state fingerprint that keys snapshots, the same in every process: the reducer's
+        code and module source, the state's JSON schema, every event type's name, version
+        and schemas, and ``snapshot_version`` (see :mod:`talix_ray.model.fingerprint`)."""
+        return fingerprint(self.reducer, return_type(self.reducer),
+                           ((et.name, et.version, et.payload_model, et.metadata_model)
+                            for et in self.event_types.values()),
+                           self.snapshot_version)
 
 
 @dataclass(eq=False)

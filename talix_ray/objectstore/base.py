@@ -50,11 +50,13 @@ class StoredObject:
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """A page of a listing: keys, common prefixes (with a delimiter), and whether it was cut."""
+    """A page of a listing: keys, common prefixes (with a delimiter), whether it was cut and,
+    if so, where the next page starts (``next_token``, for :meth:`ObjectStore.list`)."""
 
     keys: list[str] = field(default_factory=list)
     prefixes: list[str] = field(default_factory=list)
     truncated: bool = False
+    next_token: str | None = None
 
 
 class ObjectStore(ABC):
@@ -76,8 +78,14 @@ class ObjectStore(ABC):
 
     @abstractmethod
     async def list(self, prefix: str, *, start_after: str | None = None,
-                   delimiter: str | None = None, limit: int = 1000) -> Listing:
-        """Keys under ``prefix`` in byte order, after ``start_after``; one page."""
+                   delimiter: str | None = None, limit: int = 1000,
+                   token: str | None = None) -> Listing:
+        """Keys under ``prefix`` after ``start_after``; one page.
+
+        Within one folder level keys come in byte order; across levels a server may list
+        folder by folder (SeaweedFS). ``token`` is a previous page's ``next_token``: the
+        page that follows it in the server's own order.
+        """
 
     @abstractmethod
     async def delete(self, key: str) -> None:
@@ -93,18 +101,30 @@ class ObjectStore(ABC):
         return None
 
     async def list_all(self, prefix: str, *, start_after: str | None = None,
-                       delimiter: str | None = None) -> Listing:
-        """Every page of a listing, concatenated."""
-        keys: list[str] = []
-        prefixes: list[str] = []
-        after = start_after
+                       delimiter: str | None = None, limit: int = 1000) -> Listing:
+        """Every page of a listing (``limit`` entries a page), each key once, in byte order.
+
+        Pages follow each other by the server's continuation token, so the listing is
+        complete whatever order the server lists in; a key repeated across pages is kept
+        once, and a server that hands out a token twice ends in :class:`StorageError`
+        instead of a loop.
+        """
+        keys: dict[str, None] = {}
+        prefixes: dict[str, None] = {}
+        token: str | None = None
+        tokens: set[str] = set()
         while True:
-            page = await self.list(prefix, start_after=after, delimiter=delimiter)
-            keys += page.keys
-            prefixes += page.prefixes
+            page = await self.list(prefix, start_after=start_after, delimiter=delimiter,
+                                   limit=limit, token=token)
+            keys.update(dict.fromkeys(page.keys))
+            prefixes.update(dict.fromkeys(page.prefixes))
             if not page.truncated:
-                return Listing(keys, prefixes)
-            after = max([*page.keys, *page.prefixes])
+                return Listing(sorted(keys), sorted(prefixes))
+            token = page.next_token
+            if token is None or token in tokens:
+                raise StorageError(f"listing {prefix!r} does not progress "
+                                   f"(continuation token {token!r} again)")
+            tokens.add(token)
 
 
 def check_key(key: str) -> str:

@@ -33,10 +33,11 @@ class CountingObjectStore(ObjectStore):
         return await self.inner.get(key)
 
     async def list(self, prefix: str, *, start_after: str | None = None,
-                   delimiter: str | None = None, limit: int = 1000) -> Listing:
+                   delimiter: str | None = None, limit: int = 1000,
+                   token: str | None = None) -> Listing:
         self.calls["list"] += 1
         return await self.inner.list(prefix, start_after=start_after, delimiter=delimiter,
-                                     limit=limit)
+                                     limit=limit, token=token)
 
     async def delete(self, key: str) -> None:
         self.calls["delete"] += 1

@@ -73,9 +73,10 @@ class FaultyObjectStore(ObjectStore):
         return await self._around(f"get {key}", False, lambda: self.inner.get(key))
 
     async def list(self, prefix: str, *, start_after: str | None = None,
-                   delimiter: str | None = None, limit: int = 1000) -> Listing:
+                   delimiter: str | None = None, limit: int = 1000,
+                   token: str | None = None) -> Listing:
         return await self._around(f"list {prefix}", False, lambda: self.inner.list(
-            prefix, start_after=start_after, delimiter=delimiter, limit=limit))
+            prefix, start_after=start_after, delimiter=delimiter, limit=limit, token=token))
 
     async def delete(self, key: str) -> None:
         await self._around(f"delete {key}", True, lambda: self.inner.delete(key))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -23,9 +23,33 @@ from .base import (
 _TMP = ".tmp-"
 
 
+def _too_long(exc: OSError) -> bool:
+    """Whether ``exc`` says a name in a path is longer than the file system holds."""
+    return exc.errno == errno.ENAMETOOLONG
+
+
+def _unstorable(key: str) -> ValueError:
+    return ValueError(f"invalid object key {key[:80]!r}...: a name in it is too long for this "
+                      "file system (255 bytes)")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the names in ``folder`` durable (created, replaced or removed entries)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class LocalObjectStore(ObjectStore):
     """Each object is a file. Create is atomic via ``link()`` (fails if the name exists);
-    compare-and-swap holds an ``flock`` on a lock file while it compares and renames."""
+    compare-and-swap holds an ``flock`` on a lock file while it compares and renames.
+
+    Durable once acknowledged: the content is fsynced before it gets its name, and the folder
+    after every ``link``/``replace``/``unlink`` (and the parent of every folder created), so a
+    power loss cannot take back a write that returned.
+    """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
@@ -42,8 +66,19 @@ class LocalObjectStore(ObjectStore):
     def _etag(body: bytes) -> str:
         return f'"{hashlib.md5(body).hexdigest()}"'
 
+    def _makedirs(self, folder: Path) -> None:
+        """Create ``folder`` and its missing parents, each one durable in its parent."""
+        if folder.is_dir():
+            return
+        self._makedirs(folder.parent)
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            return
+        _fsync_dir(folder.parent)
+
     def _write_tmp(self, path: Path, body: bytes) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._makedirs(path.parent)
         tmp = path.parent / f"{_TMP}{uuid.uuid4().hex}"
         with open(tmp, "wb") as f:
             f.write(body)
@@ -60,11 +95,12 @@ class LocalObjectStore(ObjectStore):
             raise ObjectExists(f"{key} exists") from None
         finally:
             tmp.unlink(missing_ok=True)
+        _fsync_dir(path.parent)  # the new name survives a power loss
         return self._etag(body)
 
     def _put_if_match(self, key: str, body: bytes, etag: str) -> str:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._makedirs(path.parent)
         with open(path.parent / f".lock-{path.name}", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -75,6 +111,7 @@ class LocalObjectStore(ObjectStore):
                 raise PreconditionFailed(f"{key} changed")
             tmp = self._write_tmp(path, body)
             os.replace(tmp, path)
+            _fsync_dir(path.parent)
         return self._etag(body)
 
     def _get(self, key: str) -> StoredObject:
@@ -82,6 +119,10 @@ class LocalObjectStore(ObjectStore):
             body = self._path(key).read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(f"no object {key}") from None
+        except OSError as exc:
+            if _too_long(exc):  # no object can have that name
+                raise ObjectNotFound(f"no object {key}") from None
+            raise
         return StoredObject(body, self._etag(body))
 
     def _list(self, prefix: str, start_after: str | None, delimiter: str | None,
@@ -100,11 +141,12 @@ class LocalObjectStore(ObjectStore):
                         continue
                     if not prefixes or prefixes[-1] != common:
                         if len(out_keys) + len(prefixes) >= limit:
-                            return Listing(out_keys, prefixes, True)
+                            return Listing(out_keys, prefixes, True,
+                                           max([*out_keys, *prefixes]))
                         prefixes.append(common)
                     continue
             if len(out_keys) + len(prefixes) >= limit:
-                return Listing(out_keys, prefixes, True)
+                return Listing(out_keys, prefixes, True, max([*out_keys, *prefixes]))
             out_keys.append(key)
         return Listing(out_keys, prefixes, False)
 
@@ -113,8 +155,13 @@ class LocalObjectStore(ObjectStore):
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         top = self.root / base if base else self.root
         found: list[str] = []
-        if not top.is_dir():
-            return found
+        try:
+            if not top.is_dir():
+                return found
+        except OSError as exc:
+            if _too_long(exc):  # no object can be under that name
+                return found
+            raise
         for dirpath, _dirs, files in os.walk(top):
             rel = os.path.relpath(dirpath, self.root)
             for name in files:
@@ -126,21 +173,42 @@ class LocalObjectStore(ObjectStore):
         return found
 
     def _delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._path(key).unlink()
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if _too_long(exc):
+                return
+            raise
+        _fsync_dir(path.parent)
 
     async def create(self, key: str, body: bytes) -> str:
-        return await asyncio.to_thread(self._create, key, body)
+        try:
+            return await asyncio.to_thread(self._create, key, body)
+        except OSError as exc:
+            if _too_long(exc):
+                raise _unstorable(key) from None
+            raise
 
     async def put_if_match(self, key: str, body: bytes, etag: str) -> str:
-        return await asyncio.to_thread(self._put_if_match, key, body, etag)
+        try:
+            return await asyncio.to_thread(self._put_if_match, key, body, etag)
+        except OSError as exc:
+            if _too_long(exc):
+                raise _unstorable(key) from None
+            raise
 
     async def get(self, key: str) -> StoredObject:
         return await asyncio.to_thread(self._get, key)
 
     async def list(self, prefix: str, *, start_after: str | None = None,
-                   delimiter: str | None = None, limit: int = 1000) -> Listing:
-        return await asyncio.to_thread(self._list, prefix, start_after, delimiter, limit)
+                   delimiter: str | None = None, limit: int = 1000,
+                   token: str | None = None) -> Listing:
+        # byte order: a page's token is its last entry, the next page starts after it
+        return await asyncio.to_thread(self._list, prefix, token or start_after, delimiter,
+                                       limit)
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._delete, key)

@@ -52,7 +52,10 @@ class MemoryObjectStore(ObjectStore):
             raise ObjectNotFound(f"no object {key}") from None
 
     async def list(self, prefix: str, *, start_after: str | None = None,
-                   delimiter: str | None = None, limit: int = 1000) -> Listing:
+                   delimiter: str | None = None, limit: int = 1000,
+                   token: str | None = None) -> Listing:
+        if token is not None:  # this store lists in byte order: the token is the last entry
+            start_after = token
         start = bisect.bisect_left(self._keys, prefix)
         if start_after is not None and start_after >= prefix:
             start = bisect.bisect_right(self._keys, start_after)
@@ -62,7 +65,7 @@ class MemoryObjectStore(ObjectStore):
             if not key.startswith(prefix):
                 break
             if len(keys) + len(prefixes) >= limit:
-                return Listing(keys, prefixes, True)
+                return Listing(keys, prefixes, True, max([*keys, *prefixes]))
             if delimiter:
                 cut = key.find(delimiter, len(prefix))
                 if cut >= 0:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import boto3
 import botocore.exceptions
+import urllib3.exceptions
 from botocore.config import Config
 from pydantic import SecretStr
 
@@ -27,11 +28,24 @@ from .base import (
 )
 
 T = TypeVar("T")
-_TRANSPORT = (botocore.exceptions.EndpointConnectionError,
-              botocore.exceptions.ConnectionClosedError,
-              botocore.exceptions.ReadTimeoutError,
-              botocore.exceptions.ConnectTimeoutError,
-              botocore.exceptions.ProxyConnectionError)
+# Everything the SDK and its HTTP stack raise besides an HTTP answer (ClientError): connection,
+# TLS, timeout, truncated or undecodable responses, local configuration.
+_TRANSPORT = (botocore.exceptions.BotoCoreError, urllib3.exceptions.HTTPError, OSError)
+# The ones raised before a request leaves the process: a write that failed so did not happen.
+_NOT_SENT = (botocore.exceptions.NoCredentialsError,
+             botocore.exceptions.PartialCredentialsError,
+             botocore.exceptions.CredentialRetrievalError,
+             botocore.exceptions.ParamValidationError)
+
+
+def _transport_error(what: str, exc: BaseException, write: bool) -> StorageError:
+    """A transport failure as the store's errors: a write whose request may have reached the
+    server is ambiguous (the journal reads it back), anything else a plain StorageError."""
+    # the type only: botocore's messages carry the endpoint URL
+    message = f"{what}: {type(exc).__name__} (transport error)"
+    if write and not isinstance(exc, _NOT_SENT):
+        return AmbiguousWrite(message)
+    return StorageError(message)
 
 
 class S3ObjectStore(ObjectStore):
@@ -118,7 +132,7 @@ class S3ObjectStore(ObjectStore):
                 raise ObjectExists(f"{key} exists") from None
             raise self._write_error(key, exc) from exc
         except _TRANSPORT as exc:
-            raise AmbiguousWrite(f"create {key}: {_transport(exc)}") from exc
+            raise _transport_error(f"create {key}", exc, True) from exc
         return str(r["ETag"])
 
     async def put_if_match(self, key: str, body: bytes, etag: str) -> str:
@@ -131,7 +145,7 @@ class S3ObjectStore(ObjectStore):
                 raise PreconditionFailed(f"{key} changed") from None
             raise self._write_error(key, exc) from exc
         except _TRANSPORT as exc:
-            raise AmbiguousWrite(f"put {key}: {_transport(exc)}") from exc
+            raise _transport_error(f"put {key}", exc, True) from exc
         return str(r["ETag"])
 
     def _write_error(self, key: str, exc: botocore.exceptions.ClientError) -> StorageError:
@@ -153,13 +167,16 @@ class S3ObjectStore(ObjectStore):
                 raise ObjectNotFound(f"no object {key}") from None
             raise StorageError(f"get {key}: HTTP {status} {code}") from exc
         except _TRANSPORT as exc:
-            raise StorageError(f"get {key}: {_transport(exc)}") from exc
+            raise _transport_error(f"get {key}", exc, False) from exc
 
     async def list(self, prefix: str, *, start_after: str | None = None,
-                   delimiter: str | None = None, limit: int = 1000) -> Listing:
+                   delimiter: str | None = None, limit: int = 1000,
+                   token: str | None = None) -> Listing:
         kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix,
                               "MaxKeys": limit}
-        if start_after:
+        if token:  # the server's own position: right whatever order it lists in
+            kw["ContinuationToken"] = token
+        elif start_after:
             kw["StartAfter"] = self.prefix + start_after
         if delimiter:
             kw["Delimiter"] = delimiter
@@ -169,13 +186,15 @@ class S3ObjectStore(ObjectStore):
             status, code = self._status(exc)
             raise StorageError(f"list {prefix}: HTTP {status} {code}") from exc
         except _TRANSPORT as exc:
-            raise StorageError(f"list {prefix}: {_transport(exc)}") from exc
+            raise _transport_error(f"list {prefix}", exc, False) from exc
         cut = len(self.prefix)
         keys = [o["Key"][cut:] for o in r.get("Contents", [])]
         prefixes = [p["Prefix"][cut:] for p in r.get("CommonPrefixes", [])]
-        if start_after:  # some servers include the start key's prefix: keep S3's contract
+        if start_after and not token:  # some servers include the start key's prefix
             prefixes = [p for p in prefixes if p > start_after]
-        return Listing(keys, prefixes, bool(r.get("IsTruncated")))
+        truncated = bool(r.get("IsTruncated"))
+        return Listing(keys, prefixes, truncated,
+                       r.get("NextContinuationToken") if truncated else None)
 
     async def delete(self, key: str) -> None:
         try:
@@ -185,7 +204,7 @@ class S3ObjectStore(ObjectStore):
             if status != 404:
                 raise StorageError(f"delete {key}: HTTP {status} {code}") from exc
         except _TRANSPORT as exc:
-            raise StorageError(f"delete {key}: {_transport(exc)}") from exc
+            raise _transport_error(f"delete {key}", exc, True) from exc
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -201,7 +220,3 @@ class S3ObjectStore(ObjectStore):
 def _reopen(args: tuple[str, str], kwargs: dict[str, Any]) -> S3ObjectStore:
     return S3ObjectStore(*args, **kwargs)
 
-
-def _transport(exc: Exception) -> str:
-    """A transport error without the endpoint URL botocore puts in its message."""
-    return f"{type(exc).__name__} (S3 endpoint unreachable)"

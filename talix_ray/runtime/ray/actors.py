@@ -51,16 +51,18 @@ class _Hosting:
 
         return EntityHost(journal, clock_us=self.registry.get(Clock).now_us,
                           context_factory=context, max_active=max_active,
+                          remember_commands=self.spec.remember_commands,
                           snapshot_every=self.spec.snapshot_every)
 
     async def execute(self, store: str, command: str, aggregate_id: str, input: Any,
-                      command_id: str | None) -> CommandResult:
+                      command_id: str | None,
+                      meta: dict[str, str] | None = None) -> CommandResult:
         """Run a (validated) command on one of this actor's aggregates."""
         await self._ensure()
         cmd = self.app.stores[store].commands[command]
         t = time.perf_counter()
         try:
-            return await self.host.execute(cmd, aggregate_id, input, command_id)
+            return await self.host.execute(cmd, aggregate_id, input, command_id, meta)
         finally:
             self.timings.append(time.perf_counter() - t)
 
@@ -186,7 +188,8 @@ class ShardActor(_Hosting):
         """Active aggregates and writer counters."""
         await self._ensure()
         writers = {p: {"head": w.head, "segments": w.segments_written,
-                       "commits": w.commits_written, "epoch": w.epoch}
+                       "commits": w.commits_written, "epoch": w.epoch,
+                       "stuck_streams": len(w.stuck)}
                    for p, w in self.journal._writers.items()}
         timings = sorted(self.timings)
         p50 = timings[len(timings) // 2] * 1000 if timings else None

@@ -54,6 +54,12 @@ def token_file(directory: str | os.PathLike[str]) -> Path:
     return path
 
 
+def joins_a_cluster(ray_init: dict[str, Any]) -> bool:
+    """Whether ``ray.init(**ray_init)`` is meant to join a running cluster (an ``address``, or
+    ``RAY_ADDRESS`` in the environment) rather than start a local instance."""
+    return bool(ray_init.get("address") or os.environ.get("RAY_ADDRESS"))
+
+
 def use_local_ray_environment(token: Path) -> None:
     """Make this process, and every process Ray starts from it, use loopback and ``token``."""
     from ray._private import ray_constants
@@ -69,15 +75,18 @@ def use_local_ray_environment(token: Path) -> None:
 
 
 def init_local_ray(token_dir: str | os.PathLike[str], **ray_init: Any) -> None:
-    """Start a local Ray instance bound to loopback with token authentication (the token in
-    ``token_dir``); ``ray_init`` goes to ``ray.init`` (not ``address``: that joins a cluster)."""
+    """Start a new local Ray instance bound to loopback with token authentication (the token
+    in ``token_dir``); ``ray_init`` goes to ``ray.init`` (not ``address``: that joins a
+    cluster)."""
     if "address" in ray_init:
         raise ConfigurationError("init_local_ray starts a new local instance; to join a "
                                  "cluster call ray.init(address=...) yourself")
     if ray.is_initialized():
         raise ConfigurationError("Ray is already initialized in this process")
     use_local_ray_environment(token_file(token_dir))
-    ray.init(**{"include_dashboard": False, **ray_init})
+    # "local": a new instance even when another one runs on this machine (ray.init() would
+    # join the last one `ray start` made, with its own bind address and token)
+    ray.init(address="local", **{"include_dashboard": False, **ray_init})
     node_ip = ray.util.get_node_ip_address()
     if not ipaddress.ip_address(node_ip).is_loopback:
         ray.shutdown()
@@ -85,4 +94,4 @@ def init_local_ray(token_dir: str | os.PathLike[str], **ray_init: Any) -> None:
                                  "refusing to run it reachable from the network")
 
 
-__all__ = ["init_local_ray", "token_file", "use_local_ray_environment"]
+__all__ = ["init_local_ray", "joins_a_cluster", "token_file", "use_local_ray_environment"]

@@ -19,7 +19,7 @@ from ...model.store import Command, CommandResult, EventStore
 from ...settings import Settings
 from ...shared import ObjectStoreFileStorage
 from ..ray.spec import AppSpec
-from .local import init_local_ray
+from .local import init_local_ray, joins_a_cluster
 
 log = logging.getLogger("talix.ray")
 _clients: dict[tuple[str, str, str], RayRuntime] = {}
@@ -45,9 +45,10 @@ class RayRuntime(Runtime):
     ``namespace`` and store). Stopping flushes and kills them — unless ``keep_actors=True``,
     which is what a second driver or a Serve replica that only joins them should pass.
 
-    When Ray is not initialized and ``ray_init`` has no ``address``, the runtime starts a local
-    instance bound to 127.0.0.1 with token authentication, the token in
-    ``{settings.data_dir}/ray/auth_token`` (see :mod:`talix_ray.runtime.ray.local`).
+    When Ray is not initialized and neither ``ray_init`` nor ``RAY_ADDRESS`` names a cluster to
+    join, the runtime starts a new local instance bound to 127.0.0.1 with token
+    authentication, the token in ``{settings.data_dir}/ray/auth_token`` (see
+    :mod:`talix_ray.runtime.ray.local`).
     """
 
     def __init__(self, store: str | None = None, *, app: str = "talix",
@@ -81,7 +82,8 @@ class RayRuntime(Runtime):
         self.ray_init = ray_init or {}
         self.views_enabled = views
         self.view_options = dict(view_options or {})
-        self.policy = WriterPolicy(chunk_events=s.chunk_events, chunk_lag=s.chunk_lag)
+        self.policy: WriterPolicy = s.writer_policy()
+        self.remember_commands = s.remember_commands
         self.spec: AppSpec | None = None
         self._journal: ObjectStoreJournal | None = None
         self._owner = True
@@ -138,7 +140,7 @@ class RayRuntime(Runtime):
 
         assert self.app is not None
         if not ray.is_initialized():
-            if "address" in self.ray_init:  # joining a cluster: its own settings apply
+            if joins_a_cluster(self.ray_init):  # a cluster's own settings apply
                 ray.init(namespace=self.namespace,
                          **{"include_dashboard": False, **self.ray_init})
             else:  # a local instance: loopback only, token authentication on
@@ -160,6 +162,7 @@ class RayRuntime(Runtime):
             snapshot_every=self.snapshot_every, max_active=self.max_active,
             policy=self.policy, idle_timeout=self.idle_timeout,
             actor_options=self.actor_options, poll_interval=self.poll_interval,
+            remember_commands=self.remember_commands,
             views=[f.name for f in app_folds(self.app)] if self.views_enabled else [])
         self.router = Router(self.spec)
         opts = {"namespace": self.namespace, "lifetime": "detached", "get_if_exists": True,
@@ -235,18 +238,19 @@ class RayRuntime(Runtime):
 
     # -- commands and reads ---------------------------------------------------------------------
     async def _execute(self, command: Command[Any, Any], aggregate_id: str, input: Any,
-                       command_id: str | None) -> CommandResult:
+                       command_id: str | None,
+                       meta: dict[str, str] | None = None) -> CommandResult:
         # every routed command carries an id, so a retry after a crash applies it once
         cid = command_id or f"auto:{uuid.uuid4().hex}"
         store = command.store
         if store.placement == "dedicated":
             result = await self.router.entity_call(store.name, aggregate_id, "execute",
                                                    store.name, command.name, aggregate_id,
-                                                   input, cid)
+                                                   input, cid, meta)
         else:
             p = self.journal.partition_of(store.name, aggregate_id)
             result = await self.router.shard_call(p, "execute", store.name, command.name,
-                                                  aggregate_id, input, cid)
+                                                  aggregate_id, input, cid, meta)
         if command_id is None and result.command_id == cid:
             result = result._replace(command_id=None)
         return result  # type: ignore[no-any-return]

@@ -64,6 +64,7 @@ class AppSpec:
     poll_interval: float = 1.0
     max_concurrency: int = 32
     views: list[str] = field(default_factory=list)
+    remember_commands: int = 256
 
     def __post_init__(self) -> None:
         secret = self.store_options.get("secret_key")
