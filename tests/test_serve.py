@@ -157,8 +157,11 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(notes_app):
            "response_headers_conformance,response_schema_conformance,missing_required_header,"
            "unsupported_method,ignored_auth",
            "--exclude-operation-id", "boom", "--exclude-operation-id", "slow",
-           "--max-examples", "25", "--workers", "2", "--seed", "1",
+           "--max-examples", "25", "--workers", "1", "--seed", "1",
            "--phases", "examples,coverage,fuzzing", "--request-timeout", "30"]
+    # one worker: with two, hypothesis parses lambda sources in two threads at once, which
+    # CPython 3.11 can fail with "SystemError: AST constructor recursion depth mismatch"
+    # (python/cpython#106905), a crash of the tool, not a finding
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-4000:]
     assert "passed" in out.stdout
