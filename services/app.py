@@ -8,7 +8,7 @@ from talix_ray import Downloader, LocalRuntime, Runtime
 from talix_ray.settings import Settings
 
 from . import documents, expenses
-from .documents import DocumentAnalyzer, TextAnalyzer
+from .documents import DocumentAnalyzer, OcrAnalyzer
 
 
 def build_runtime(settings: Settings | None = None, *, ray: bool = False,
@@ -24,7 +24,7 @@ def build_runtime(settings: Settings | None = None, *, ray: bool = False,
     else:
         runtime = LocalRuntime.from_settings(settings)
     return (runtime
-            .register(DocumentAnalyzer, TextAnalyzer())
+            .register(DocumentAnalyzer, OcrAnalyzer())  # RapidOCR; text/plain as is
             .register(Downloader, Downloader(allow=download_allow))
             .add(documents.service, expenses.service)
             .create())

@@ -36,8 +36,6 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr | None = None
     s3_max_attempts: int = Field(3, ge=1, le=20)
     snapshot_every: int = Field(500, ge=1, description="snapshot an aggregate every M events")
-    chunk_events: int = Field(256, ge=1, description="chunk a stream at N unchunked events")
-    chunk_lag: int = Field(256, ge=1, description="chunk events K segments behind the head")
     max_active: int = Field(100_000, ge=1, description="active aggregates per host (LRU)")
     remember_commands: int = Field(256, ge=0, le=1_000_000,
                                    description="command ids each aggregate remembers (dedupe)")
@@ -48,6 +46,15 @@ class Settings(BaseSettings):
                                     description="memory of a writer's index of stream heads")
     segment_cache_bytes: int = Field(64 << 20, ge=0,
                                      description="segments a journal keeps for consumers")
+    index_memtable_bytes: int = Field(4 << 20, ge=4096, description=(
+        "a partition's load index held in memory before it is written as a table (as stored);"
+        " also what a restart replays from the log"))
+    index_lag_segments: int = Field(256, ge=1, description=(
+        "write the load index at the latest every N segments (bounds a restart's reading)"))
+    index_table_bytes: int = Field(32 << 20, ge=65536,
+                                   description="largest load-index table compaction writes")
+    index_cache_bytes: int = Field(64 << 20, ge=0,
+                                   description="load-index metas and blocks a journal caches")
     view_linger: float = Field(1.0, ge=0, le=3600,
                                description="seconds a view runner gathers events per commit")
     view_batch_events: int = Field(50_000, ge=1, description="most events per view commit")
@@ -58,14 +65,17 @@ class Settings(BaseSettings):
         return self.s3_options() if self.store.startswith("s3://") else {}
 
     def writer_policy(self) -> WriterPolicy:
-        """The journal's policy (chunking, size limits, memory bounds) from these settings."""
+        """The journal's policy (size limits, memory bounds, load index) from these settings."""
         from .journal import WriterPolicy
 
-        return WriterPolicy(chunk_events=self.chunk_events, chunk_lag=self.chunk_lag,
-                            max_event_bytes=self.max_event_bytes,
+        return WriterPolicy(max_event_bytes=self.max_event_bytes,
                             max_commit_bytes=self.max_commit_bytes,
                             heads_bytes=self.writer_heads_bytes,
-                            segment_cache_bytes=self.segment_cache_bytes)
+                            segment_cache_bytes=self.segment_cache_bytes,
+                            index_memtable_bytes=self.index_memtable_bytes,
+                            index_lag_segments=self.index_lag_segments,
+                            index_table_bytes=self.index_table_bytes,
+                            index_cache_bytes=self.index_cache_bytes)
 
     def view_options(self) -> dict[str, Any]:
         """Options for the view runners."""

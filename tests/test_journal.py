@@ -67,8 +67,8 @@ async def test_faults_lose_no_acknowledged_command_and_fork_nothing(s3_server):
     real = s3_store(s3_server)
     faulty = FaultyObjectStore(real, 0.10, seed=7, timeout_s=0.02)
     journal = ObjectStoreJournal(faulty, partitions=2, own_store=False, poll_interval=0.05,
-                                 policy=WriterPolicy(chunk_events=32, chunk_lag=16,
-                                                     watermark_every=8, retry_deadline=30))
+                                 policy=WriterPolicy(index_memtable_bytes=8192,
+                                                     index_lag_segments=16, retry_deadline=30))
     acked: dict[str, int] = {}
     failures: Counter[str] = Counter()
     rt = LocalRuntime(journal).add(domain.plain_service).create()
@@ -92,6 +92,7 @@ async def test_faults_lose_no_acknowledged_command_and_fork_nothing(s3_server):
         await asyncio.gather(*(client(c) for c in range(50)))
         rt.host.passivate_all()
         await rt.host.drain()
+        indexes = [w.index for w in journal._writers.values()]
     assert sum(faulty.injected.values()) > 100, faulty.injected
     assert len(acked) == 5000, f"{5000 - len(acked)} commands never acknowledged: {failures}"
 
@@ -100,7 +101,10 @@ async def test_faults_lose_no_acknowledged_command_and_fork_nothing(s3_server):
     in_log = Counter(e.command_id for evs in streams.values() for e in evs)
     assert all(in_log[cid] == 1 for cid in acked), "an acknowledged command is missing or twice"
     assert max(in_log.values()) == 1, "a command was applied twice"
-    # the per-aggregate streams (chunks + tail, read by a fresh process) equal the log
+    # faults hit the index too: it was written (flushed, compacted) under them
+    assert sum(i.flushes for i in indexes) >= 8, [i.flushes for i in indexes]
+    assert sum(i.compactions for i in indexes) >= 1, [i.compactions for i in indexes]
+    # the per-aggregate streams (index + tail, read by a fresh process) equal the log
     fresh = ObjectStoreJournal(real, own_store=False)
     await fresh.open()
     for (store, agg), events in streams.items():
@@ -166,24 +170,26 @@ async def test_two_runtimes_contesting_one_store_do_not_fork():
         assert [e.version for e in events] == list(range(1, len(events) + 1))
 
 
-async def test_recovery_reads_only_the_segments_above_the_watermark():
+async def test_recovery_reads_only_the_segments_above_the_index():
     inner = MemoryObjectStore()
-    policy = WriterPolicy(chunk_events=10_000, chunk_lag=32, watermark_every=8)
+    policy = WriterPolicy(index_lag_segments=32)
     j1 = ObjectStoreJournal(inner, partitions=1, own_store=False, policy=policy)
     await j1.open()
     for i in range(600):  # one commit per segment: appended one by one
         await j1.append(commit(f"a{i % 7}", i // 7))
     w = await j1.writer(0)
-    await asyncio.sleep(0.05)  # let background chunking and watermark writes finish
-    assert w.head == 600 and w.watermark >= 600 - 32 - 8
+    deadline = asyncio.get_running_loop().time() + 5
+    while w.index.manifest.seq < 600 - 32 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)  # background index writes
+    assert w.head == 600 and w.index.manifest.seq >= 600 - 32
     # crash: no flush, no close
     counting = CountingObjectStore(inner)
     j2 = ObjectStoreJournal(counting, partitions=1, own_store=False, policy=policy)
     await j2.open()
     w2 = await j2.writer(0)
     assert w2.head == 600
-    segment_gets = counting.calls["get"] - 2  # manifest and watermark reads
-    assert segment_gets <= 32 + 8 + 8 + 2, f"recovery read {segment_gets} segments"
+    segment_gets = counting.requests[("get", "journal")]
+    assert segment_gets <= 32 + 1, f"recovery read {segment_gets} segments"
     total = 0
     for a in range(7):
         events = await j2.read_stream("counters", f"a{a}")
@@ -198,19 +204,31 @@ async def test_corrupted_objects_name_their_key():
     j = ObjectStoreJournal(store, partitions=1, own_store=False)
     await j.open()
     await j.append(commit("x", 0))
+    await j.flush()                                  # x is in an index table now
+    table = (await j._reader(0).read_manifest()).runs[0][0]
+    body = (await store.get(table.key)).body
+    await store.delete(table.key)
+    await store.create(table.key, b"[x" + body[2:])  # its first block no longer parses
+    fresh = ObjectStoreJournal(store, own_store=False)
+    await fresh.open()
+    with pytest.raises(CorruptObject, match=table.key):
+        await fresh.read_stream("counters", "x")
     await store.create(fmt.segment_key(0, 2), b"{not json")
     with pytest.raises(CorruptObject, match="journal/0000/00000000000000000002"):
         await j.read_segments(0, 1)
     await store.create(fmt.segment_key(0, 3), b'{"f": 99}')
     with pytest.raises(CorruptObject, match="unknown segment format 99"):
         await ObjectStoreJournal(store, own_store=False).read_segments(0, 2)
-    await store.create(fmt.chunk_key("counters", "y", 1, 1), b'{"f":1,"v":1}')
-    with pytest.raises(CorruptObject, match="streams/counters/y/"):
-        await j.read_stream("counters", "y")
     bad = MemoryObjectStore()
     await bad.create(fmt.MANIFEST, b'{"f":1}')
     with pytest.raises(CorruptObject, match=r"talix\.json"):
         await ObjectStoreJournal(bad).open()
+    bad_index = MemoryObjectStore()
+    await bad_index.create(fmt.manifest_key(0), b'{"f":1,"epoch":1}')
+    reader = ObjectStoreJournal(bad_index, partitions=1)
+    await reader.open()
+    with pytest.raises(CorruptObject, match="index/0000/manifest"):
+        await reader.read_stream("counters", "x")
 
 
 async def test_the_partition_count_is_fixed_at_creation():

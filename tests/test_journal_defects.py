@@ -62,7 +62,7 @@ async def test_a_read_beyond_the_head_leaves_the_writer_alone(tmp_path):
         for _ in range(3):
             await rt.run(add, "x", Add(amount=1))
     async with LocalRuntime(local_journal(tmp_path)).add(domain.plain_service).create() as rt:
-        writer = await rt.journal.writer(0)  # restarted: x is chunked, no head for it here
+        writer = await rt.journal.writer(0)  # restarted: x is indexed, no head for it here
         assert ("counters", "x") not in writer.heads
         assert await rt.get_events(counters, "x", min_version=1000) == []
         assert await rt.journal.read_stream("counters", "x", after_version=500) == []
@@ -81,7 +81,7 @@ def shared_store(request, tmp_path) -> ObjectStore:
     return s3_store(request.getfixturevalue("s3_server"))
 
 
-@pytest.mark.parametrize("index", ["chunk", "snapshot"])
+@pytest.mark.parametrize("index", ["table", "snapshot"])
 async def test_a_new_writer_reads_the_log_before_rejecting_after_a_handover(shared_store, index):
     store = shared_store
     every = 4 if index == "snapshot" else None
@@ -92,20 +92,21 @@ async def test_a_new_writer_reads_the_log_before_rejecting_after_a_handover(shar
     async with a.create():
         for _ in range(3):
             await a.run(add, "x", Add(amount=1))
-        if index == "chunk":
-            await a_journal.flush()                  # x@1-3 chunked, the watermark at 3
+        if index == "table":
+            await a_journal.flush()                  # x@1-3 in an index table, seq 3
         async with b.create():
             wb = await b_journal.writer(0)           # B takes the partition: a new epoch
             assert (await b.get_aggregate(counters, "x")).version == 3
-            assert wb.heads[("counters", "x")] == 3
+            assert await wb.head_of(("counters", "x")) == 3
             await b.passivate_all()
             late = await a.run(add, "x", Add(amount=1))  # A has not met B: its PUT lands
             assert late.version == 4
-            if index == "chunk":
-                await a_journal.flush()              # A chunks x@4
+            if index == "table":
+                await a_journal.flush()              # A's index is B's now: A writes none
+                assert a_journal._writers[0].index.fenced is not None
             else:
-                await a.host.drain()                 # A snapshots x@4
-            # B loads x at 4 from the chunk or the snapshot; its writer read up to 3
+                await a.host.drain()                 # A snapshots x@4 (in A's memory only)
+            # B loads x at 3; its segment PUT meets A's x@4, B reads it and decides again
             got = await b.run(add, "x", Add(amount=1))  # was: VersionConflict at 3, forever
             assert got.version == 5
             assert (await b.get_aggregate(counters, "x")).state.total == 5
@@ -239,18 +240,25 @@ async def test_a_snapshot_taken_under_other_code_is_not_used_and_is_deleted(tmp_
         for _ in range(4):
             await rt.run(old.score, "s", old.Points(points=1))
         await rt.host.drain()
-    folder = root / "streams" / "scores" / "s"
-    stale = {p.name for p in folder.iterdir() if p.name.startswith("snap-")}
-    assert stale and all(old.scores.reducer_hash in n for n in stale)
+
+    async def snapshot(fingerprint: str) -> Snapshot | None:
+        journal = local_journal(root)
+        await journal.open()
+        try:
+            return await journal.load_snapshot("scores", "s", fingerprint)
+        finally:
+            await journal.close()
+
+    assert (await snapshot(old.scores.reducer_hash)).version == 4
     async with LocalRuntime(local_journal(root), snapshot_every=2).add(new.service) \
             .create() as rt:
         # a full replay under the new code: 4 x 10, not the old snapshot's 4
         assert (await rt.get_aggregate(new.scores, "s")).state.total == 40
         await rt.run(new.score, "s", new.Points(points=1))
         await rt.host.drain()
-    left = {p.name for p in folder.iterdir() if p.name.startswith("snap-")}
-    assert not left & stale, "snapshots no current code can use are kept"
-    assert left and all(new.scores.reducer_hash in n for n in left)
+    assert await snapshot(old.scores.reducer_hash) is None, \
+        "snapshots no current code can use are kept"
+    assert (await snapshot(new.scores.reducer_hash)).version == 5
 
 
 def test_snapshot_version_is_checked():
@@ -274,7 +282,7 @@ async def test_the_longest_ids_are_stored_on_a_file_store(tmp_path):
         await rt.run(add, longest, Add(amount=2))
         await rt.journal.flush()
         writer = await rt.journal.writer(0)
-        assert writer.watermark == writer.head and not rt.journal.stuck_streams()
+        assert writer.index.manifest.seq == writer.head and not rt.journal.stuck_streams()
     async with LocalRuntime(local_journal(tmp_path)).add(domain.plain_service).create() as rt:
         assert (await rt.get_aggregate(counters, longest)).state.total == 2
         assert (await rt.list_aggregate_ids(counters)).ids == [longest]
@@ -295,34 +303,54 @@ async def test_dead_letters_of_the_longest_ids_fit_in_a_key(tmp_path):
     await journal.close()
 
 
-async def test_a_stream_that_cannot_be_chunked_is_surfaced_and_retried(tmp_path, caplog):
-    # an id from before the byte limit (300 bytes) is in the log; no file can hold its chunk
+class _IndexWritesFail(MemoryObjectStore):
+    """A real in-memory store whose index writes fail while ``failing`` (a bucket policy
+    refusing that folder, say): what a partition's index does when it cannot be written."""
+
+    failing = True
+
+    async def create(self, key: str, body: bytes) -> str:
+        if self.failing and key.startswith("index/") and "/t-" in key:
+            raise StorageError(f"injected 403 on create {key}")
+        return await super().create(key, body)
+
+
+async def test_an_index_that_cannot_be_written_is_surfaced_and_retried(caplog):
+    store = _IndexWritesFail()
+    # an id from before the byte limit (300 bytes) is in the log: the index holds it fine
     legacy = "L" * 300
-    root = tmp_path / "store"
-    store = LocalObjectStore(root)
     await store.create(fmt.MANIFEST, fmt.dumps({"partitions": 1}))
     old = StoredEvent("counters", legacy, 1, "COUNTERS:ADDED", {"amount": 5}, 0)
     await store.create(fmt.segment_key(0, 1), fmt.encode_segment(
         0, 1, 1, "legacy", [Commit("counters", legacy, 0, (old,))]))
-    journal = ObjectStoreJournal(store, partitions=1,
-                                 policy=WriterPolicy(retry_deadline=0.2, chunk_retry_max=0.05))
+    journal = ObjectStoreJournal(store, partitions=1, own_store=False,
+                                 policy=WriterPolicy(retry_deadline=0.2))
     await journal.open()
     await journal.append(commit("fine", 0))
-    with caplog.at_level(logging.ERROR, logger="talix.journal"):
+    with caplog.at_level(logging.ERROR, logger="talix.journal"), \
+            pytest.raises(StorageError, match="index not written"):
         await journal.flush()
-    writer = await journal.writer(0)
     stuck = journal.stuck_streams()
-    assert list(stuck) == [f"counters/{legacy}"] and "too long" in stuck[f"counters/{legacy}"]
-    assert any("cannot chunk" in r.getMessage() and "watermark waits" in r.getMessage()
-               for r in caplog.records)
-    assert writer.watermark == 0                     # held below the stuck events ...
+    assert list(stuck) == ["index/0000"] and "injected 403" in stuck["index/0000"]
+    assert any("index flush failed" in r.getMessage() and "replays the log above segment 0"
+               in r.getMessage() for r in caplog.records)
+    writer = await journal.writer(0)
+    assert writer.index.manifest.seq == 0              # held below the unwritten events ...
     assert [e.version for e in await journal.read_stream("counters", legacy)] == [1]
-    assert (root / "streams" / "counters" / "fine").is_dir()  # ... the others are chunked
-    with caplog.at_level(logging.ERROR, logger="talix.journal"):
+    assert [e.version for e in await journal.read_stream("counters", "fine")] == [1]
+    with caplog.at_level(logging.ERROR, logger="talix.journal"), pytest.raises(StorageError):
         caplog.clear()
         await journal.flush()                        # tried again, still surfaced
     assert any("attempt 2" in r.getMessage() for r in caplog.records)
+    store.failing = False
+    await journal.flush()                            # storage is back: written, cleared
+    assert not journal.stuck_streams() and writer.index.manifest.seq == writer.head == 2
     await journal.close()
+    reopened = ObjectStoreJournal(store, partitions=1, own_store=False)
+    await reopened.open()
+    assert [e.payload for e in await reopened.read_stream("counters", legacy)] == \
+        [{"amount": 5}]
+    assert (await reopened.list_aggregate_ids("counters")) == sorted(["fine", legacy])
 
 
 # -- 5. a repeated command id returns its first result, whatever the journal holds ----------
@@ -391,31 +419,36 @@ async def test_a_snapshot_that_no_longer_validates_is_named_and_replayed(tmp_pat
     await journal.open()
     snap = await journal.load_snapshot("counters", "v", counters.reducer_hash)
     assert snap is not None and snap.version == 4
-    key = fmt.snapshot_prefix("counters", "v", counters.reducer_hash) + f"{4:012d}"
-    await journal.store.delete(key)                  # the state of an older schema, say
+    # the state of an older schema, say, under the same key: it replaces the good one
     await journal.save_snapshot("counters", "v", counters.reducer_hash,
                                 Snapshot(4, {"total": "many"}, ()))
+    await journal.close()
+    journal = local_journal(root)
+    await journal.open()
+    bad = await journal.load_snapshot("counters", "v", counters.reducer_hash)
+    assert bad.state == {"total": "many"} and "counters/v@4" in bad.key
     await journal.close()
     with caplog.at_level(logging.WARNING, logger="talix.entities"):
         async with LocalRuntime(local_journal(root), snapshot_every=2) \
                 .add(domain.plain_service).create() as rt:
             agg = await rt.get_aggregate(counters, "v")
             assert agg.version == 4 and agg.state.total == 4
-    assert any(key in r.getMessage() and "replaying" in r.getMessage()
+    assert any(bad.key in r.getMessage() and "replaying" in r.getMessage()
                for r in caplog.records)
 
 
 # -- 7. memory bounded in bytes, sizes limited --------------------------------------------
 async def test_the_writers_head_index_is_bounded_in_bytes():
-    policy = WriterPolicy(heads_bytes=64 * 1024, chunk_lag=8, watermark_every=8)
+    policy = WriterPolicy(heads_bytes=64 * 1024, index_memtable_bytes=256 * 1024)
     j = ObjectStoreJournal(MemoryObjectStore(), partitions=1, policy=policy)
     await j.open()
     w = await j.writer(0)
     for start in range(0, 20_000, 500):                # 20,000 create-once aggregates
         await asyncio.gather(*(j.append(commit(f"once-{i}", 0))
                                for i in range(start, start + 500)))
+        assert w.index.unflushed_bytes <= 2 * policy.index_memtable_bytes  # bounded too
     await j.flush()
-    assert w.commits_written == 20_000
+    assert w.commits_written == 20_000 and w.index.flushes >= 10
     assert w._heads_bytes <= policy.heads_bytes and len(w.heads) < 400, len(w.heads)
     # a forgotten head is read again from storage: right versions, real conflicts
     assert await j.append(commit("once-0", 1)) > 0
@@ -616,5 +649,7 @@ async def test_list_all_never_loops_on_a_server_that_does_not_progress():
 def test_the_new_settings_are_documented():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for name in ("TALIX_REMEMBER_COMMANDS", "TALIX_MAX_EVENT_BYTES", "TALIX_MAX_COMMIT_BYTES",
-                 "TALIX_WRITER_HEADS_BYTES", "TALIX_SEGMENT_CACHE_BYTES", "snapshot_version"):
+                 "TALIX_WRITER_HEADS_BYTES", "TALIX_SEGMENT_CACHE_BYTES", "snapshot_version",
+                 "TALIX_INDEX_MEMTABLE_BYTES", "TALIX_INDEX_LAG_SEGMENTS",
+                 "TALIX_INDEX_TABLE_BYTES", "TALIX_INDEX_CACHE_BYTES"):
         assert name in readme, name

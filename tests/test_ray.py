@@ -149,3 +149,29 @@ async def test_views_run_in_named_restartable_actors(s3_server, ray_session):
     left = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
             if a["namespace"] == ns and a["name"].startswith(f"talix:{rt.app_name}:")]
     assert left == []
+
+
+async def test_settle_recreates_a_dispatcher_that_is_gone(ray_session, s3_server):
+    """Killed for good (no_restart): settle starts it again and waits for the work."""
+    import ray
+
+    from talix_ray.runtime.ray import RayRuntime
+    from talix_ray.settings import Settings
+
+    from . import domain
+
+    settings = Settings(store=f"s3://{s3_server.bucket}/gone-{uuid.uuid4().hex[:8]}",
+                        s3_endpoint=s3_server.endpoint,
+                        s3_access_key=s3_server.store_options()["access_key"],
+                        s3_secret_key=s3_server.store_options()["secret_key"])
+    rt = RayRuntime(settings=settings, app=f"gone{uuid.uuid4().hex[:6]}", partitions=2,
+                    shards=1, poll_interval=0.05, views=False).add(domain.service)
+    async with rt.create():
+        dispatcher = ray.get_actor(rt.spec.dispatcher_name, namespace=rt.namespace)
+        ray.kill(dispatcher, no_restart=True)
+        for i in range(6):
+            await rt.run(domain.add, f"g{i % 2}", domain.Add(amount=1))
+        await rt.settle(60)
+        entries = [e for i in range(2)
+                   for e in (await rt.load_state(domain.ledger, f"g{i}")) or []]
+        assert len(entries) == 6

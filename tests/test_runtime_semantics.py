@@ -260,10 +260,13 @@ async def test_snapshots_are_used_when_configured(make_runtime, new_journal):
         for _ in range(25):
             await rt.run(add, "snap", Add(amount=1))
         await rt.passivate_all()
-        journal = new_journal("j")
-        await journal.open()
-        snap = await journal.load_snapshot("counters", "snap", counters.reducer_hash)
-        assert snap is not None and snap.version == 20
+    # snapshots live in the load index: durable (and seen by others) with its next table,
+    # at the latest when the runtime stops
+    journal = new_journal("j")
+    await journal.open()
+    snap = await journal.load_snapshot("counters", "snap", counters.reducer_hash)
+    assert snap is not None and snap.version == 20
+    await journal.close()
     async with make_runtime(storage_name="j", snapshot_every=10).create() as rt2:
         agg = await rt2.get_aggregate(counters, "snap")
         assert agg.version == 25 and agg.state.total == 25 and agg.last_event.version == 25
@@ -449,3 +452,45 @@ async def test_an_http_style_call_with_an_idempotency_key_applies_once(make_runt
         assert (v1, v2, v3) == (1, 1, 2)
         with pytest.raises(ValidationError, match="field 'amount'"):
             await rt.call(deposit, {"counter": "acc"})
+
+
+async def test_a_waiter_cancelled_after_release_skipped_it_leaves_the_entity_usable():
+    """A command cancelled while queued behind another must not corrupt the entity's queue
+    (release() drops cancelled waiters; the cancelled one must not try to remove itself)."""
+    from talix_ray.engine.entities import Entity
+
+    entity = Entity(domain.counters, "q")
+    await entity.acquire()
+    waiter = asyncio.ensure_future(entity.acquire())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    entity.release()  # drops the cancelled waiter from the queue
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await asyncio.wait_for(entity.acquire(), 1)  # the entity is free again
+    entity.release()
+
+
+async def test_stopping_a_runtime_cancels_running_actions_without_dead_letters(tmp_path):
+    from talix_ray import Context, Event, Retry, Service, action, on_event  # noqa: F401
+    from talix_ray.journal import ObjectStoreJournal
+    from talix_ray.objectstore import LocalObjectStore
+
+    started = asyncio.Event()
+
+    @action(on_event(domain.added), retry=Retry(max_attempts=1))
+    async def busy(event: Event[domain.Added], ctx: Context) -> None:
+        started.set()
+        for i in range(100_000):  # keeps running commands until it is cancelled
+            await ctx.run(domain.book, "busy", domain.Book(source=f"{event.id}:{i}", amount=1))
+
+    svc = Service("slow", stores=[domain.counters, domain.ledger],
+                  actions=[busy, domain.tick])  # a timer: the runtime has background tasks
+    store = LocalObjectStore(tmp_path / "log")
+    async with LocalRuntime(ObjectStoreJournal(store, own_store=False),
+                            poll_interval=0.05).add(svc).create() as rt:
+        await rt.run(add, "slow", Add(amount=1))
+        await asyncio.wait_for(started.wait(), 10)
+    async with LocalRuntime(ObjectStoreJournal(store, own_store=False), dispatch=False
+                            ).add(svc).create() as again:
+        assert await again.deadletters() == []

@@ -3,16 +3,23 @@
 from talix_ray import Service
 
 from .actions import analyze_document_on_creation, get_document, upload_document_from_url
-from .analysis import Analysis, DocumentAnalyzer, TextAnalyzer
+from .analysis import Analysis, DocumentAnalyzer, OcrAnalyzer, TextAnalyzer
 from .model import (
     CreateDocument,
     Document,
+    DocumentAnalysisFailed,
+    DocumentAnalyzed,
+    FieldConfidences,
+    FieldValues,
     RecordAnalysis,
+    RecordAnalysisFailure,
     create_document,
+    document_analysis_failed,
     document_analyzed,
     document_created,
     documents,
     record_analysis,
+    record_analysis_failure,
 )
 from .views import document_rows
 
@@ -24,14 +31,22 @@ __all__ = [
     "Analysis",
     "CreateDocument",
     "Document",
+    "DocumentAnalysisFailed",
+    "DocumentAnalyzed",
     "DocumentAnalyzer",
+    "FieldConfidences",
+    "FieldValues",
+    "OcrAnalyzer",
     "RecordAnalysis",
+    "RecordAnalysisFailure",
     "TextAnalyzer",
     "create_document",
+    "document_analysis_failed",
     "document_analyzed",
     "document_created",
     "document_rows",
     "documents",
     "record_analysis",
+    "record_analysis_failure",
     "service",
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+
 from pydantic import BaseModel, HttpUrl
 from pydantic import ValidationError as PydanticValidationError
 
@@ -20,17 +23,18 @@ from talix_ray import (
 )
 
 from ..expenses import create_expense
-from .analysis import DocumentAnalyzer
+from .analysis import Analysis, DocumentAnalyzer, UnreadableDocument
 from .model import (
     CreateDocument,
     Document,
     DocumentCreated,
     FileInfo,
-    RecordAnalysis,
+    RecordAnalysisFailure,
     create_document,
     document_created,
     documents,
     record_analysis,
+    record_analysis_failure,
 )
 
 
@@ -56,14 +60,34 @@ async def upload_document_from_url(input: UploadFromUrl, ctx: Context) -> Upload
     return Uploaded(document_id=document_id)
 
 
-@action(on_event(document_created), num_cpus=1)  # a Ray task per document on the RayRuntime
+async def _read_document(analyzer: DocumentAnalyzer, key: str, content_type: str,
+                         ctx: Context) -> Analysis:
+    """The stored file read and its fields extracted, off the event loop."""
+    content = await ctx.get(FileStorage).get(key)
+    return await asyncio.to_thread(analyzer.analyze, content, content_type)
+
+
+#: GPUs each analysis asks Ray for: 0 unless ``TALIX_OCR_GPUS`` says otherwise (set it only on
+#: a cluster that has GPUs and ``onnxruntime-gpu``; the engine then runs its models on CUDA).
+OCR_GPUS = float(os.environ.get("TALIX_OCR_GPUS", "0") or 0)
+
+
+@action(on_event(document_created), num_cpus=1, num_gpus=OCR_GPUS)  # a Ray task per document
 async def analyze_document_on_creation(event: Event[DocumentCreated], ctx: Context) -> None:
-    content = await ctx.get(FileStorage).get(event.payload.key)
-    analysis = ctx.get(DocumentAnalyzer).analyze(content, event.payload.content_type)
-    await ctx.run(record_analysis, event.aggregate_id,
-                  RecordAnalysis(text=analysis.text, is_expense=analysis.is_expense,
-                                 engine=analysis.engine))
-    if analysis.expense:  # the expense takes the document's id: retries stay idempotent
+    """Read the new document (OCR), record what it says, and create its expense. A file that
+    cannot be read ends in ``DocumentAnalysisFailed``: no retry, no dead letter."""
+    analyzer = ctx.get(DocumentAnalyzer)
+    try:  # a durable step: a retry gets the recorded analysis (or refusal) back, no new OCR
+        analysis = await ctx.step("read-document", _read_document, analyzer,
+                                  event.payload.key, event.payload.content_type, ctx,
+                                  result_type=Analysis)
+    except UnreadableDocument as exc:
+        await ctx.run(record_analysis_failure, event.aggregate_id,
+                      RecordAnalysisFailure(reason=exc.reason, message=exc.message[:500],
+                                            engine=getattr(analyzer, "engine_name", None)))
+        return
+    await ctx.run(record_analysis, event.aggregate_id, analysis.record())
+    if analysis.is_expense:  # the expense takes the document's id: retries stay idempotent
         await ctx.run(create_expense, event.aggregate_id,
                       analysis.expense_input(event.aggregate_id))
 

@@ -8,7 +8,14 @@ from pydantic import BaseModel
 
 from talix_ray import Event, state_view
 
-from .model import DocumentAnalyzed, DocumentCreated, document_analyzed, document_created
+from .model import (
+    DocumentAnalysisFailed,
+    DocumentAnalyzed,
+    DocumentCreated,
+    document_analysis_failed,
+    document_analyzed,
+    document_created,
+)
 
 
 class DocumentRow(BaseModel):
@@ -18,6 +25,9 @@ class DocumentRow(BaseModel):
     status: str
     is_expense: bool | None = None
     engine: str | None = None
+    pages: int | None = None
+    needs_review: bool | None = None
+    failure_reason: str | None = None
     created_at: dt.datetime
     analyzed_at: dt.datetime | None = None
 
@@ -36,6 +46,17 @@ def created(row: DocumentRow | None, event: Event[DocumentCreated]) -> DocumentR
 def analyzed(row: DocumentRow | None, event: Event[DocumentAnalyzed]) -> DocumentRow | None:
     if row is None:
         return None
-    return row.model_copy(update={"status": "ANALYZED", "is_expense": event.payload.is_expense,
-                                  "engine": event.payload.engine,
+    p = event.payload
+    return row.model_copy(update={"status": "ANALYZED", "is_expense": p.is_expense,
+                                  "engine": p.engine, "pages": p.pages,
+                                  "needs_review": p.needs_review,
                                   "analyzed_at": event.timestamp})
+
+
+@document_rows.on(document_analysis_failed)
+def failed(row: DocumentRow | None, event: Event[DocumentAnalysisFailed]) -> DocumentRow | None:
+    if row is None:
+        return None
+    p = event.payload
+    return row.model_copy(update={"status": "FAILED", "engine": p.engine,
+                                  "failure_reason": p.reason, "analyzed_at": event.timestamp})

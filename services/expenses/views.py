@@ -9,7 +9,14 @@ from pydantic import BaseModel, Field
 
 from talix_ray import Event, state_view
 
-from .model import ExpenseApproved, ExpenseCreated, expense_approved, expense_created
+from .model import (
+    ExpenseApproved,
+    ExpenseCreated,
+    ExpenseRejected,
+    expense_approved,
+    expense_created,
+    expense_rejected,
+)
 
 
 class ExpenseRow(BaseModel):
@@ -22,6 +29,7 @@ class ExpenseRow(BaseModel):
     currency: str
     status: str
     approved_by: str | None = None
+    needs_review: bool = False
     created_at: dt.datetime
 
 
@@ -34,7 +42,7 @@ def created(row: ExpenseRow | None, event: Event[ExpenseCreated]) -> ExpenseRow:
     return ExpenseRow(expense_id=event.aggregate_id, document_id=p.document_id, vendor=p.vendor,
                       date=p.date, month=p.date.strftime("%Y-%m") if p.date else None,
                       amount=p.amount, currency=p.currency, status="OPEN",
-                      created_at=event.timestamp)
+                      needs_review=p.needs_review, created_at=event.timestamp)
 
 
 @expense_rows.on(expense_approved)
@@ -42,3 +50,10 @@ def approved(row: ExpenseRow | None, event: Event[ExpenseApproved]) -> ExpenseRo
     if row is None:
         return None
     return row.model_copy(update={"status": "APPROVED", "approved_by": event.payload.approved_by})
+
+
+@expense_rows.on(expense_rejected)
+def rejected(row: ExpenseRow | None, event: Event[ExpenseRejected]) -> ExpenseRow | None:
+    if row is None:
+        return None
+    return row.model_copy(update={"status": "REJECTED"})

@@ -42,6 +42,9 @@ class Client(Protocol):
 
     async def load_state(self, store: EventStore[Any], aggregate_id: str) -> Any: ...
 
+    @property
+    def views(self) -> Any: ...
+
 
 class Registry:
     """Shared services by type: ``register(FileStorage, impl)``, ``get(FileStorage)``."""
@@ -94,6 +97,12 @@ class ReadOnlyContext:
         """The current state of an aggregate (``None`` when it does not exist)."""
         return await self._client.load_state(store, aggregate_id)
 
+    @property
+    def views(self) -> Any:
+        """The runtime's views (a :class:`~talix_ray.views.ViewCatalog`): read Delta tables
+        with DuckDB, e.g. ``ctx.views.open("expenses").sql(q, params={...})``."""
+        return self._client.views
+
 
 class CommandCtx(ReadOnlyContext):
     """The context of a decider: its target, read-only access."""
@@ -129,7 +138,7 @@ class ActionContext(ReadOnlyContext):
     def __init__(self, client: Client, registry: Registry, action: Action, *,
                  event: Event[Any] | None = None, attempt: int = 1,
                  id_base: str | None = None, principal: Principal | None = None,
-                 invocation: str | None = None) -> None:
+                 invocation: str | None = None, fresh: bool = False) -> None:
         super().__init__(client, registry, principal)
         self.action = action
         self.event = event
@@ -138,7 +147,8 @@ class ActionContext(ReadOnlyContext):
         self.invocation = invocation if action.durable else None
         self._id_base = id_base
         self._calls = 0
-        self._log: InvocationRecord | None = None
+        # a fresh invocation has no record yet: no need to read one
+        self._log: InvocationRecord | None = InvocationRecord() if fresh else None
 
     def _next_id(self) -> str | None:
         self._calls += 1

@@ -16,6 +16,7 @@ import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..journal.base import Journal
 from ..model.action import Action
@@ -26,7 +27,9 @@ from .steps import NonDeterministicAction
 
 log = logging.getLogger("talix.dispatcher")
 
-Execute = Callable[[Action, StoredEvent, int], Awaitable[None]]
+# (action, record, attempt, fresh): ``fresh`` when no earlier run of this job can have
+# started (first attempt, on a segment written after this dispatcher started)
+Execute = Callable[[Action, StoredEvent, int, bool], Awaitable[None]]
 Route = Callable[[StoredEvent], list[Action]]
 
 
@@ -77,10 +80,12 @@ class Dispatcher:
         self.max_pending = max_pending
         self._sleep = sleep
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._action_slots: dict[str, asyncio.Semaphore] = {}
         self._lanes: dict[tuple[str, str], deque[_Job]] = {}
         self._workers: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._parts = [_PartitionState() for _ in range(journal.partitions)]
+        self._fresh_from = [0] * journal.partitions
         self._pending = 0
         self._room = asyncio.Event()
         self._room.set()
@@ -92,6 +97,8 @@ class Dispatcher:
     async def start(self) -> None:
         """Load checkpoints and start one reader per partition."""
         for p, st in enumerate(self._parts):
+            # jobs of segments that exist now may have been started by an earlier dispatcher
+            self._fresh_from[p] = await self.journal.head(p) + 1
             st.checkpoint, st.token = await self.journal.load_checkpoint(self.consumer, p)
             st.read_pos = st.saved = st.checkpoint
             self._tasks.append(asyncio.create_task(self._read_loop(p), name=f"dispatch-{p}"))
@@ -170,7 +177,7 @@ class Dispatcher:
         try:
             while lane:
                 job = lane[0]
-                async with self._slots:
+                async with self._slots, self._limit(job.action):
                     await self._run_job(job)
                 lane.popleft()
                 self._finished(job)
@@ -178,11 +185,21 @@ class Dispatcher:
             if not lane:
                 self._lanes.pop(key, None)
 
+    def _limit(self, action: Action) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The action's own concurrency limit (``@action(concurrency=n)``), if any."""
+        if action.concurrency is None:
+            return contextlib.nullcontext()
+        sem = self._action_slots.get(action.name)
+        if sem is None:
+            sem = self._action_slots[action.name] = asyncio.Semaphore(action.concurrency)
+        return sem
+
     async def _run_job(self, job: _Job) -> None:
         retry = job.action.retry
         for attempt in range(1, retry.max_attempts + 1):
             try:
-                await self.execute(job.action, job.record, attempt)
+                fresh = attempt == 1 and job.seq >= self._fresh_from[job.partition]
+                await self.execute(job.action, job.record, attempt, fresh)
                 self.processed += 1
                 return
             except asyncio.CancelledError:

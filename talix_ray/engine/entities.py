@@ -72,7 +72,7 @@ class Entity:
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
                 self.release()  # the turn was handed over as we were cancelled: pass it on
-            else:
+            elif fut in self.waiters:  # release() may have dropped it already
                 self.waiters.remove(fut)
             raise
 

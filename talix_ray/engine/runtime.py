@@ -189,14 +189,18 @@ class Runtime(ABC):
     async def stop(self) -> None:
         """Stop background work and release storage."""
         if self._started:
-            self._started = False
+            # consumers stop first (their in-flight actions are cancelled, not failed), then
+            # the runtime refuses new calls
             for task in self._background:
                 task.cancel()
             for task in self._background:
                 with contextlib.suppress(BaseException):
                     await task
             self._background.clear()
-            await self._stop()
+            try:
+                await self._stop()
+            finally:
+                self._started = False
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -358,14 +362,16 @@ class Runtime(ABC):
         inv = Invocation("query", q.name, data)
         return await call_through(self.middleware, inv, lambda: q(data, ctx))
 
-    async def execute_triggered(self, action: Action, record: Any, attempt: int) -> None:
-        """Run an action for a log record (event, queue message or timer tick)."""
+    async def execute_triggered(self, action: Action, record: Any, attempt: int,
+                                fresh: bool = False) -> None:
+        """Run an action for a log record (event, queue message or timer tick); ``fresh``:
+        no earlier run of it can have started (its durable record need not be read)."""
         app = self._require_started()
         data = app.action_input(action, record)
         event = data if isinstance(data, Event) else None
         ctx = ActionContext(self, self.registry, action, event=event, attempt=attempt,
                             id_base=f"{action.name}:{record.id}",
-                            invocation=invocation_id(action.name, record.id))
+                            invocation=invocation_id(action.name, record.id), fresh=fresh)
         inv = Invocation("action", action.name, data, record.aggregate_id, None, record.id,
                          attempt)
         await call_through(self.middleware, inv, lambda: action(data, ctx))

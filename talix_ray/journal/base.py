@@ -88,7 +88,7 @@ class Journal(ABC):
         """
 
     async def passivated(self, store: str, aggregate_id: str) -> None:  # noqa: B027
-        """A hint: the aggregate left memory (a good time to write its stream chunk)."""
+        """A hint: the aggregate left memory (backends may ignore it)."""
 
     # -- reading streams ----------------------------------------------------------------------
     @abstractmethod

@@ -56,63 +56,24 @@ def writer_key(p: int) -> str:
     return f"writers/{p:04d}"
 
 
-def stream_prefix(store: str, aggregate_id: str | None = None) -> str:
-    """``streams/{store}/`` or ``streams/{store}/{aggregate_id}/``."""
-    return f"streams/{store}/" if aggregate_id is None else f"streams/{store}/{aggregate_id}/"
+def index_prefix(p: int) -> str:
+    """The folder of partition ``p``'s load index (its manifest and tables)."""
+    return f"index/{p:04d}/"
 
 
-def chunk_key(store: str, aggregate_id: str, first: int, last: int) -> str:
-    """A stream chunk holding versions ``first..last``."""
-    return f"streams/{store}/{aggregate_id}/{first:012d}-{last:012d}"
+def manifest_key(p: int) -> str:
+    """The manifest of partition ``p``'s load index."""
+    return f"index/{p:04d}/manifest"
 
 
-def chunk_ranges(keys: list[str]) -> list[tuple[int, int, str]]:
-    """``(first, last, key)`` of the chunk keys of a stream folder, by first version."""
-    return sorted((*chunk_range(k), k) for k in keys if not is_snapshot(k))
-
-
-def coverage_of(keys: list[str]) -> int:
-    """The last version held by the chunks among a stream folder's keys (0 if none)."""
-    return max((last for _, last, _ in chunk_ranges(keys)), default=0)
-
-
-def chunk_range(key: str) -> tuple[int, int]:
-    """``(first, last)`` of a chunk key."""
-    name = key.rsplit("/", 1)[1]
-    try:
-        a, b = name.split("-")
-        return int(a), int(b)
-    except ValueError:
-        raise CorruptObject(f"{key}: not a stream chunk name") from None
-
-
-def watermark_key(p: int) -> str:
-    """Every segment of ``p`` at or below the watermark is fully chunked."""
-    return f"checkpoints/_streams/{p:04d}"
+def table_key(p: int, epoch: int, n: int) -> str:
+    """A table of partition ``p``'s load index, the ``n``-th its writer of ``epoch`` wrote."""
+    return f"index/{p:04d}/t-{epoch:010d}-{n:012d}"
 
 
 def checkpoint_key(consumer: str, p: int) -> str:
     """A consumer's offset in partition ``p``."""
     return f"checkpoints/{consumer}/{p:04d}"
-
-
-SNAPSHOT_MARK = "snap-"
-
-
-def snapshot_prefix(store: str, aggregate_id: str, reducer_hash: str | None = None) -> str:
-    """The snapshots of one aggregate for one state fingerprint (all of them without one).
-
-    They sit in the aggregate's stream folder, after its chunks (``s`` sorts after digits), so
-    one listing finds both.
-    """
-    if reducer_hash is None:
-        return f"streams/{store}/{aggregate_id}/{SNAPSHOT_MARK}"
-    return f"streams/{store}/{aggregate_id}/{SNAPSHOT_MARK}{reducer_hash}-"
-
-
-def is_snapshot(key: str) -> bool:
-    """Whether a key in a stream folder is a snapshot."""
-    return key.rsplit("/", 1)[1].startswith(SNAPSHOT_MARK)
 
 
 def deadletter_prefix(consumer: str) -> str:
@@ -242,26 +203,26 @@ def check_commit(commit: Commit, max_event_bytes: int = MAX_EVENT_BYTES,
     return total
 
 
-def encode_chunk(events: list[StoredEvent]) -> bytes:
-    """A stream chunk: consecutive events of one aggregate, with their command ids."""
-    return dumps({"v": events[0].version,
-                  "e": [{**_event(e), "c": e.command_id} for e in events]})
+def event_record(e: StoredEvent) -> dict[str, Any]:
+    """An event as the load index stores it (with its command id)."""
+    d = _event(e)
+    d["c"] = e.command_id
+    return d
 
 
-def decode_chunk(key: str, body: bytes, store: str, aggregate_id: str) -> list[StoredEvent]:
-    """Parse a stream chunk."""
-    obj = loads(key, body, "stream chunk")
+def decode_event(key: str, store: str, aggregate_id: str, version: int,
+                 d: dict[str, Any]) -> StoredEvent:
+    """An event from the load index; :class:`CorruptObject` naming ``key`` if damaged."""
     try:
-        first = int(obj["v"])
-        return [StoredEvent(store, aggregate_id, first + i, d["t"], d["p"], int(d["ts"]),
-                            d.get("c"), int(d.get("sv", 1)), d.get("m"))
-                for i, d in enumerate(obj["e"])]
+        return StoredEvent(store, aggregate_id, version, d["t"], d["p"], int(d["ts"]),
+                           d.get("c"), int(d.get("sv", 1)), d.get("m"))
     except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptObject(f"{key}: damaged stream chunk ({exc!r})") from None
+        raise CorruptObject(f"{key}: damaged event {store}/{aggregate_id}@{version} "
+                            f"({exc!r})") from None
 
 
 def field_of(key: str, body: bytes, kind: str, name: str, typ: type) -> Any:
-    """One typed field of a small record (manifest, watermark, checkpoint, epoch)."""
+    """One typed field of a small record (manifest, checkpoint, epoch)."""
     obj = loads(key, body, kind)
     value = obj.get(name)
     if not isinstance(value, typ):

@@ -1,10 +1,9 @@
-"""The journal on object storage: a partitioned log of segments, per-aggregate chunks,
-snapshots, consumer checkpoints and dead letters (DESIGN §3)."""
+"""The journal on object storage: a partitioned log of segments, its load index (with the
+snapshots), consumer checkpoints and dead letters (DESIGN §3)."""
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 import uuid
@@ -16,14 +15,26 @@ from ..model.errors import ConfigurationError, Conflict, CorruptObject, StorageE
 from ..model.events import StoredEvent
 from ..model.names import check_name
 from ..objectstore import (
-    Listing,
     ObjectExists,
     ObjectNotFound,
     ObjectStore,
     PreconditionFailed,
+    StoredObject,
 )
 from . import format as fmt
+from . import table as tb
 from .base import Commit, Journal, Segment, Snapshot
+from .index import (
+    BlockCache,
+    IndexReader,
+    Manifest,
+    Sources,
+    TableGone,
+    read_events,
+    read_ids,
+    read_snapshots,
+)
+from .memtable import Memtable
 from .writer import PartitionWriter, WriterPolicy, with_retries
 
 log = logging.getLogger("talix.journal")
@@ -60,6 +71,9 @@ class ObjectStoreJournal(Journal):
         self._segment_cache = self.policy.segment_cache_bytes if segment_cache_bytes is None \
             else segment_cache_bytes
         self._background: set[asyncio.Task[Any]] = set()
+        self._cache = BlockCache(self.policy.index_cache_bytes)
+        self._readers: dict[int, IndexReader] = {}
+        self._views: dict[int, _ReaderView] = {}
         self._heads: dict[int, int] = {}
         self._hints: dict[int, asyncio.Event] = {}
         self._opened = False
@@ -116,7 +130,8 @@ class ObjectStoreJournal(Journal):
                 self._opening.pop(p, None)
 
     async def _open_writer(self, p: int) -> PartitionWriter:
-        w = PartitionWriter(self.store, p, self.policy, self.chunk_coverage)
+        w = PartitionWriter(self.store, p, self.policy, self._reader(p))
+        w.on_segment = lambda seg, size: self._cache_segment(seg.partition, seg.seq, seg, size)
         await w.open()
         self._writers[p] = w
         return w
@@ -126,176 +141,99 @@ class ObjectStoreJournal(Journal):
         w = await self.writer(self.partition_of(commit.store, commit.aggregate_id))
         return await w.append(commit)
 
-    async def passivated(self, store: str, aggregate_id: str) -> None:
-        w = self._writers.get(self.partition_of(store, aggregate_id))
-        if w is not None:
-            w.chunk_later((store, aggregate_id))
-
     async def flush(self) -> None:
-        """Chunk all tails and write watermarks (also done at close)."""
+        """Write every writer's index memtable as tables (also done at close); raises
+        :class:`StorageError` if storage keeps failing."""
         for w in list(self._writers.values()):
             await w.flush()
 
     def stuck_streams(self) -> dict[str, str]:
-        """Streams of this process's writers whose chunk keeps failing (``store/id`` → the
-        last error). Their events are safe in the log and readable; the watermark of their
-        partition waits below them until a retry succeeds."""
-        return {f"{s}/{a}": why for w in self._writers.values() for (s, a), why in w.stuck.items()}
+        """Partitions of this process whose load index cannot be written (``index/{p}`` →
+        the last error). Their events are safe in the log and served from memory; a restart
+        replays the log above the index."""
+        return {k: why for w in self._writers.values() for k, why in w.stuck.items()}
 
-    # -- streams ------------------------------------------------------------------------------
-    async def _chunk_keys(self, store: str, aggregate_id: str,
-                          after_version: int = 0) -> list[tuple[int, int, str]]:
-        """The chunks holding versions above ``after_version`` (sorted by first version).
+    # -- the load index -----------------------------------------------------------------------
+    def _reader(self, p: int) -> IndexReader:
+        r = self._readers.get(p)
+        if r is None:
+            r = self._readers[p] = IndexReader(self.store, p, self._cache)
+        return r
 
-        Chunk names start with their first version, so a listing that starts a little below
-        ``after_version`` skips the history a snapshot made unnecessary; the window grows
-        until it reaches the chunk holding ``after_version + 1`` (or the beginning).
-        """
-        prefix = fmt.stream_prefix(store, aggregate_id)
-        span = 1024
-        while True:
-            start = after_version + 1 - span
-            after_key = prefix + f"{start:012d}" if start > 1 else None
-            listing = await with_retries("list chunks", lambda a=after_key: self.store.list_all(
-                prefix, start_after=a))
-            ranges = fmt.chunk_ranges(listing.keys)
-            if after_key is None or (ranges and ranges[0][0] <= after_version + 1):
-                return ranges
-            span *= 8
+    async def _query(self, store: str, aggregate_id: str, lookup: Any) -> Any:
+        """``lookup(reader, sources)`` on the aggregate's partition: through its writer when
+        this process writes it (memtables and tables), else on the stored tables and the
+        segments above them."""
+        p = self.partition_of(store, aggregate_id)
+        return await self._query_partition(p, lookup)
 
-    async def chunk_coverage(self, store: str, aggregate_id: str) -> int:
-        """The last version held by the aggregate's chunks (0 if none)."""
-        ranges = await self._chunk_keys(store, aggregate_id)
-        return max((last for _, last, _ in ranges), default=0)
-
-    async def _list_stream(self, store: str, aggregate_id: str) -> Listing:
-        """One page of the aggregate's folder; listed by the partition's writer when it is
-        here (the writer learns the stream's head from its own listing)."""
-        writer = self._writers.get(self.partition_of(store, aggregate_id))
-        if writer is not None:
-            return await writer.list_stream((store, aggregate_id))
-        prefix = fmt.stream_prefix(store, aggregate_id)
-        return await with_retries("list stream", lambda: self.store.list(prefix))
+    async def _query_partition(self, p: int, lookup: Any) -> Any:
+        w = self._writers.get(p)
+        if w is not None:
+            return await w.index.query(lambda src: lookup(w.index.reader, src))
+        view = self._views.get(p)
+        if view is None:
+            view = self._views[p] = _ReaderView(self, p)
+        for attempt in range(5):
+            src = await view.sources(refresh=attempt > 0)
+            try:
+                return await lookup(view.reader, src)
+            except TableGone:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
 
     async def read_stream(self, store: str, aggregate_id: str, *,
                           after_version: int = 0) -> list[StoredEvent]:
-        tail = await self._tail(store, aggregate_id)  # first: what leaves it is chunked by then
-        ranges = await self._chunk_keys(store, aggregate_id, after_version)
-        return await self._events(store, aggregate_id, after_version, tail, ranges)
+        return await self._query(store, aggregate_id, lambda r, src: read_events(
+            r, src, store, aggregate_id, max(after_version, 0)))  # type: ignore[no-any-return]
+
+    async def _snapshots(self, store: str, aggregate_id: str
+                         ) -> dict[tb.Key, Any]:
+        return await self._query(store, aggregate_id, lambda r, src: read_snapshots(
+            r, src, store, aggregate_id))  # type: ignore[no-any-return]
+
+    def _snapshot_of(self, key: tb.Key, value: Any) -> Snapshot:
+        name = f"{fmt.index_prefix(self.partition_of(key[1], key[2]))}{key[1]}/{key[2]}" \
+               f"@{key[5]}#{key[4]}"
+        try:
+            return Snapshot(int(value["v"]), value["state"],
+                            tuple((str(c), int(v), int(n)) for c, v, n in value["recent"]), name)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptObject(f"{name}: damaged snapshot ({exc!r})") from None
 
     async def load_aggregate(self, store: str, aggregate_id: str, reducer_hash: str | None
                              ) -> tuple[Snapshot | None, list[StoredEvent]]:
-        """One listing of the aggregate's folder finds its chunks and snapshots together
-        (a new aggregate costs a single LIST)."""
-        tail = await self._tail(store, aggregate_id)
-        page = await self._list_stream(store, aggregate_id)
+        """The newest snapshot taken under ``reducer_hash`` and the events from its version
+        on; snapshots taken under another fingerprint are deleted (by this process's writer
+        of the partition, when there is one). An aggregate the index's filters rule out costs
+        no request."""
         snap = None
         if reducer_hash:
-            if page.truncated:  # a long history: its snapshots sort last, list them directly
-                every = fmt.snapshot_prefix(store, aggregate_id)
-                found = (await with_retries("list snapshots",
-                                            lambda: self.store.list_all(every))).keys
-            else:
-                found = [k for k in page.keys if fmt.is_snapshot(k)]
-            mark = fmt.snapshot_prefix(store, aggregate_id, reducer_hash)
-            usable = [k for k in found if k.startswith(mark)]
-            stale = [k for k in found if not k.startswith(mark)]
+            found = await self._snapshots(store, aggregate_id)
+            usable = [k for k in found if k[4] == reducer_hash]
+            stale = [k for k in found if k[4] != reducer_hash]
             if stale:  # taken under another fingerprint: no current code can use them
-                self._later(self._delete_all(stale))
-            snap = await self._read_snapshot(max(usable)) if usable else None
+                self._later(self._delete_snapshots(store, aggregate_id, stale))
+            if usable:
+                newest = max(usable, key=lambda k: k[5])
+                snap = self._snapshot_of(newest, found[newest])
         after = max(snap.version - 1, 0) if snap else 0
-        ranges = await self._chunk_keys(store, aggregate_id, after) if page.truncated \
-            else fmt.chunk_ranges(page.keys)
-        return snap, await self._events(store, aggregate_id, after, tail, ranges)
+        return snap, await self.read_stream(store, aggregate_id, after_version=after)
 
-    async def _tail(self, store: str, aggregate_id: str) -> list[StoredEvent]:
+    async def _delete_snapshots(self, store: str, aggregate_id: str,
+                                keys: list[tb.Key]) -> None:
+        """Tombstones for ``keys`` in the partition's index, when this process writes it."""
         p = self.partition_of(store, aggregate_id)
-        writer = self._writers.get(p)
-        if writer is not None:
-            return writer.tail_events((store, aggregate_id))
-        return await self._scan_tail(p, store, aggregate_id)
-
-    async def _events(self, store: str, aggregate_id: str, after_version: int,
-                      tail: list[StoredEvent], ranges: list[tuple[int, int, str]]
-                      ) -> list[StoredEvent]:
-        """Merge the tail and the chunks above ``after_version``; check the versions."""
-        found: dict[int, StoredEvent] = {e.version: e for e in tail if e.version > after_version}
-        low = min(found) if found else None
-        wanted = [k for first, last, k in ranges
-                  if last > after_version and (low is None or first < low)]
-        bodies = await asyncio.gather(*(with_retries("get chunk", lambda k=k: self.store.get(k))
-                                        for k in wanted))
-        for k, obj in zip(wanted, bodies, strict=True):
-            for e in fmt.decode_chunk(k, obj.body, store, aggregate_id):
-                if e.version > after_version:
-                    found.setdefault(e.version, e)
-        events = [found[v] for v in sorted(found)]
-        for i, e in enumerate(events):
-            if e.version != after_version + 1 + i:
-                raise CorruptObject(f"stream {store}/{aggregate_id}: version {e.version} "
-                                    f"found where {after_version + 1 + i} was expected")
-        return events
-
-    async def _unchunked_commits(self, p: int) -> list[Commit]:
-        """Without a local writer: the commits in segments above the partition's watermark
-        (about ``chunk_lag`` segments: what the stream chunks do not hold yet)."""
-        key = fmt.watermark_key(p)
+        if p not in self.owned:
+            return
         try:
-            obj = await with_retries("watermark", lambda: self.store.get(key))
-            after = fmt.field_of(key, obj.body, "watermark", "seq", int)
-        except ObjectNotFound:
-            after = 0
-        out: list[Commit] = []
-        while True:
-            segments = await self.read_segments(p, after, 500)
-            out += [c for seg in segments for c in seg.commits]
-            if len(segments) < 500:
-                return out
-            after = segments[-1].seq
-
-    async def _scan_tail(self, p: int, store: str, aggregate_id: str) -> list[StoredEvent]:
-        """Without a local writer: the aggregate's events above the watermark."""
-        return [e for c in await self._unchunked_commits(p)
-                if c.store == store and c.aggregate_id == aggregate_id for e in c.events]
-
-    async def list_aggregate_ids(self, store: str, *, limit: int = 100,
-                                 after: str | None = None) -> list[str]:
-        prefix = fmt.stream_prefix(store)
-        listing = await with_retries("list streams", lambda: self.store.list_all(
-            prefix, delimiter="/"))
-        ids = {pfx[len(prefix):-1] for pfx in listing.prefixes}
-        for p in range(self.partitions):
-            w = self._writers.get(p)
-            if w is not None:
-                ids.update(a for (s, a) in w.tail if s == store)
-            else:  # written elsewhere: the unchunked ids are in the segments above the mark
-                ids.update(c.aggregate_id for c in await self._unchunked_commits(p)
-                           if c.store == store)
-        ordered = sorted(ids)
-        if after is not None:
-            ordered = ordered[bisect.bisect_right(ordered, after):]
-        return ordered[:limit]
-
-    # -- snapshots ----------------------------------------------------------------------------
-    async def save_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
-                            snapshot: Snapshot) -> None:
-        key = fmt.snapshot_prefix(store, aggregate_id, reducer_hash) + f"{snapshot.version:012d}"
-        body = fmt.dumps({"v": snapshot.version, "state": snapshot.state,
-                          "recent": [list(r) for r in snapshot.recent_command_ids]})
-
-        async def create() -> None:
-            with contextlib.suppress(ObjectExists):
-                await self.store.create(key, body)
-
-        await with_retries(f"snapshot {key}", create)
-        # keep the two newest of this fingerprint and none of another: loading lists this
-        # folder, so it stays short (a snapshot no current code can use is only in the way)
-        mark = fmt.snapshot_prefix(store, aggregate_id, reducer_hash)
-        with contextlib.suppress(StorageError):
-            listing = await self.store.list_all(fmt.snapshot_prefix(store, aggregate_id))
-            ours = sorted(k for k in listing.keys if k.startswith(mark))
-            await self._delete_all([k for k in listing.keys if not k.startswith(mark)]
-                                   + ours[:-2])
+            w = await self.writer(p)
+        except Exception as exc:  # a later load tries again
+            log.debug("stale snapshots of %s/%s kept for now: %s", store, aggregate_id, exc)
+            return
+        for k in keys:
+            w.index.put_snapshot(k, None)
 
     def _later(self, work: Any) -> None:
         """Run ``work`` off the caller's path (awaited at close)."""
@@ -303,29 +241,43 @@ class ObjectStoreJournal(Journal):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _delete_all(self, keys: list[str]) -> None:
-        for key in keys:
-            try:
-                await self.store.delete(key)
-            except StorageError as exc:  # the next save or load tries again
-                log.debug("cannot delete %s: %s", key, exc)
+    async def list_aggregate_ids(self, store: str, *, limit: int = 100,
+                                 after: str | None = None) -> list[str]:
+        """A page of ids in lexical order: each partition's index walks its sorted ids from
+        ``after`` (a block per run), whatever the number of aggregates."""
+        check_name("event store", store)
+        limit = max(0, limit)
+        if limit == 0:
+            return []
+        pages = await asyncio.gather(*(self._query_partition(p, lambda r, src: read_ids(
+            r, src, store, after, limit)) for p in range(self.partitions)))
+        return sorted({i for page in pages for i in page})[:limit]
+
+    # -- snapshots ----------------------------------------------------------------------------
+    async def save_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
+                            snapshot: Snapshot) -> None:
+        """Keep a snapshot in the partition's load index (durable with its next table); a
+        process that does not write the partition keeps none."""
+        p = self.partition_of(store, aggregate_id)
+        if p not in self.owned:
+            log.debug("snapshot of %s/%s not kept: partition %d is written elsewhere",
+                      store, aggregate_id, p)
+            return
+        w = await self.writer(p)
+        w.index.put_snapshot(tb.snapshot_key(store, aggregate_id, reducer_hash,
+                                             snapshot.version),
+                             {"v": snapshot.version, "state": snapshot.state,
+                              "recent": [list(r) for r in snapshot.recent_command_ids]})
 
     async def load_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
                             max_version: int | None = None) -> Snapshot | None:
-        prefix = fmt.snapshot_prefix(store, aggregate_id, reducer_hash)
-        listing = await with_retries("list snapshots", lambda: self.store.list_all(prefix))
-        keys = sorted(k for k in listing.keys
-                      if max_version is None or int(k.rsplit("-", 1)[1]) <= max_version)
-        return await self._read_snapshot(keys[-1]) if keys else None
-
-    async def _read_snapshot(self, key: str) -> Snapshot:
-        obj = await with_retries("get snapshot", lambda: self.store.get(key))
-        data = fmt.loads(key, obj.body, "snapshot")
-        try:
-            return Snapshot(int(data["v"]), data["state"],
-                            tuple((str(c), int(v), int(n)) for c, v, n in data["recent"]), key)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CorruptObject(f"{key}: damaged snapshot ({exc!r})") from None
+        found = await self._snapshots(store, aggregate_id)
+        keys = [k for k in found if k[4] == reducer_hash
+                and (max_version is None or k[5] <= max_version)]
+        if not keys:
+            return None
+        newest = max(keys, key=lambda k: k[5])
+        return self._snapshot_of(newest, found[newest])
 
     # -- the log, for consumers ---------------------------------------------------------------
     async def head(self, partition: int) -> int:
@@ -354,21 +306,33 @@ class ObjectStoreJournal(Journal):
             seq += 1
         if len(out) == limit:
             return out
-        listing = await with_retries("list segments", lambda: self.store.list(
-            fmt.segment_prefix(partition),
-            start_after=fmt.segment_key(partition, seq - 1) if seq > 1 else None,
-            limit=limit - len(out)))
-        keys = [k for k in listing.keys if fmt.seq_of(k) >= seq]
-        bodies = await asyncio.gather(*(with_retries("get segment", lambda k=k: self.store.get(k))
-                                        for k in keys))
-        for k, obj in zip(keys, bodies, strict=True):
-            if fmt.seq_of(k) != seq:
-                break  # a gap in a listing: stop at what is contiguous
-            rec = fmt.decode_segment(k, obj.body)  # CorruptObject unless its body is this one
-            out.append(rec.segment)
-            self._cache_segment(partition, seq, rec.segment, len(obj.body))
-            seq += 1
+        # Segments are contiguous from 1: read them by key, without a listing. Up to the
+        # head this process knows (its writer's, or a writer's hint) they exist; above it, a
+        # GET probes for the next one and finds out (a miss costs one GET, no LIST).
+        w = self._writers.get(partition)
+        known = max(self._heads.get(partition, 0), w.head if w is not None else 0)
+        probe = 1
+        while len(out) < limit:
+            want = min(limit - len(out), 64)
+            n = min(max(known - seq + 1, 0), want) or min(probe, want)
+            keys = [fmt.segment_key(partition, s) for s in range(seq, seq + n)]
+            bodies = await asyncio.gather(*(self._get_segment(k) for k in keys))
+            for k, obj in zip(keys, bodies, strict=True):
+                if obj is None:
+                    return out  # not there (yet): stop at what is contiguous
+                rec = fmt.decode_segment(k, obj.body)  # CorruptObject unless it is this one
+                out.append(rec.segment)
+                self._cache_segment(partition, seq, rec.segment, len(obj.body))
+                seq += 1
+            self._heads[partition] = max(self._heads.get(partition, 0), seq - 1)
+            probe = min(probe * 4, 64)
         return out
+
+    async def _get_segment(self, key: str) -> StoredObject | None:
+        try:
+            return await with_retries("get segment", lambda: self.store.get(key))  # type: ignore[no-any-return]
+        except ObjectNotFound:
+            return None
 
     def _cache_segment(self, partition: int, seq: int, segment: Segment, size: int) -> None:
         """Keep a segment for the next consumer, the oldest going beyond the byte budget."""
@@ -473,3 +437,48 @@ class ObjectStoreJournal(Journal):
         okey = fmt.deadletter_key(check_name("consumer", consumer), key)
         await with_retries("delete dead letter", lambda: self.store.delete(okey))
 
+
+
+class _ReaderView:
+    """A partition read by a process that does not write it: the stored manifest's tables and
+    a memtable of the segments above them, read forward on every lookup (a GET that finds
+    no new segment costs one request)."""
+
+    def __init__(self, journal: ObjectStoreJournal, p: int) -> None:
+        self.journal = journal
+        self.p = p
+        self.reader = journal._reader(p)
+        self.manifest: Manifest | None = None
+        self.tail = Memtable()
+        self._lock = asyncio.Lock()
+
+    async def sources(self, refresh: bool = False) -> Sources:
+        """The current manifest's runs and the tail above it."""
+        async with self._lock:
+            policy = self.journal.policy
+            if self.manifest is None or refresh or \
+                    self.tail.bytes > 2 * policy.index_memtable_bytes or \
+                    self.tail.seq - self.manifest.seq > 2 * policy.index_lag_segments:
+                manifest = await self.reader.read_manifest()
+                if self.manifest is None or manifest.etag != self.manifest.etag:
+                    self.manifest = manifest
+                    self.tail = Memtable(manifest.seq)
+            await self._read_forward()
+            return Sources([self.tail], list(self.manifest.runs))
+
+    async def _read_forward(self) -> None:
+        while True:
+            seq = self.tail.seq + 1
+            cached = self.journal._segments.get((self.p, seq))
+            if cached is not None:
+                self.tail.add(seq, cached[0].commits)
+                continue
+            key = fmt.segment_key(self.p, seq)
+            try:
+                obj = await with_retries("get segment", lambda key=key: self.journal.store.get(
+                    key))
+            except ObjectNotFound:
+                return
+            rec = fmt.decode_segment(key, obj.body)
+            self.journal._cache_segment(self.p, seq, rec.segment, len(obj.body))
+            self.tail.add(seq, rec.segment.commits)

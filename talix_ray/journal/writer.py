@@ -1,4 +1,4 @@
-"""The journal writer of one partition: group commit by conditional create, fencing, chunks.
+"""The journal writer of one partition: group commit by conditional create, fencing, index.
 
 One writer per partition appends segments ``journal/{p}/{seq}`` with ``If-None-Match: *``.
 It writes as soon as it is idle and, while a PUT is in flight, gathers the commits that
@@ -9,15 +9,15 @@ what now conflicts and retry at the next seq — or step down when the other wri
 newer epoch. A write with an unknown outcome is resolved by reading the segment back and
 comparing batch ids.
 
-Per-aggregate stream chunks (the index that makes loading cheap) are written off the command
-path, and a watermark records up to which segment everything is chunked, so a restarted writer
-rebuilds its state from the segments above it only.
+Every segment the writer writes or reads goes into its partition's load index
+(:mod:`.index`): the memtable first, sorted tables later, off the command path. A restarted
+writer reads the segments above the index manifest's ``seq`` only.
 
-The index of stream heads is bounded in bytes: a head whose events are all chunked may be
-forgotten, and is looked up again (chunk coverage) when needed. A head is only ever set by the
-writer itself — from a segment it applied or a coverage lookup it made — and a command whose
-expected version is above the head it knows makes the writer read the log to its end before it
-decides (another writer may have appended since).
+The index of stream heads is bounded in bytes: a head may be forgotten and is looked up again
+in the load index when needed (no request for an aggregate the index's filters rule out). A
+head is only ever set by the writer itself — from a segment it applied or a lookup in its own
+index — and a command whose expected version is above the head it knows makes the writer read
+the log to its end before it decides (another writer may have appended since).
 """
 
 from __future__ import annotations
@@ -27,52 +27,45 @@ import contextlib
 import logging
 import random
 import uuid
-from collections import Counter, OrderedDict, deque
-from dataclasses import dataclass, field
+from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Any
 
 from ..model.errors import Fenced, StorageError, VersionConflict
-from ..model.events import StoredEvent
-from ..objectstore import (
-    Listing,
-    ObjectExists,
-    ObjectNotFound,
-    ObjectStore,
-    PreconditionFailed,
-)
+from ..objectstore import ObjectExists, ObjectNotFound, ObjectStore, PreconditionFailed
 from . import format as fmt
-from .base import Commit
+from .base import Commit, Segment
+from .index import IndexPolicy, IndexReader, PartitionIndex, read_head, with_retries
 
 log = logging.getLogger("talix.journal")
 Key = tuple[str, str]
 _Pending = tuple[Commit, "asyncio.Future[int]", int]  # a commit, its caller, its size in bytes
 
-
-@dataclass(slots=True)
-class _Tail:
-    """An aggregate's events not yet chunked, with the segment each came from."""
-
-    events: list[StoredEvent] = field(default_factory=list)
-    seqs: list[int] = field(default_factory=list)
-    chunking: bool = False
-    failures: int = 0        # chunk attempts failed in a row
-    retry_at: float = 0.0    # loop time before which a failed chunk is not tried again
+__all__ = ["PartitionWriter", "WriterPolicy", "with_retries"]
 
 
 @dataclass(frozen=True, slots=True)
 class WriterPolicy:
-    """Group commit, chunking, size limits and memory bounds of the journal."""
+    """Group commit, size limits, memory bounds and the load index of the journal."""
 
     max_batch: int = 2000
-    chunk_events: int = 256
-    chunk_lag: int = 256
-    watermark_every: int = 64
     retry_deadline: float = 60.0
     max_event_bytes: int = fmt.MAX_EVENT_BYTES   # one event as stored
     max_commit_bytes: int = fmt.MAX_COMMIT_BYTES  # one command's events; also a segment's
     heads_bytes: int = 64 * fmt.MiB               # the writer's index of stream heads
     segment_cache_bytes: int = 64 * fmt.MiB       # segments kept for consumers (as stored)
-    chunk_retry_max: float = 300.0                # longest pause between failing chunk attempts
+    index_memtable_bytes: int = 4 * fmt.MiB       # a partition's unflushed index, as stored
+    index_lag_segments: int = 256                 # ... or this many segments: a restart's tail
+    index_table_bytes: int = 32 * fmt.MiB         # largest index table compaction writes
+    index_cache_bytes: int = 64 * fmt.MiB         # table metas and blocks a journal keeps
+    index_fanout: int = 4                         # runs of one size tier merged together
+
+    def index_policy(self) -> IndexPolicy:
+        """The load index's part."""
+        return IndexPolicy(memtable_bytes=self.index_memtable_bytes,
+                           lag_segments=self.index_lag_segments,
+                           table_bytes=self.index_table_bytes,
+                           cache_bytes=self.index_cache_bytes, fanout=self.index_fanout)
 
 
 def _head_bytes(key: Key) -> int:
@@ -80,60 +73,41 @@ def _head_bytes(key: Key) -> int:
     return 240 + len(key[0]) + len(key[1])
 
 
-async def with_retries(what: str, op: Any, deadline: float = 60.0) -> Any:
-    """Run ``op()`` again on transient storage errors, with backoff, until ``deadline`` s."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    delay = 0.01
-    while True:
-        try:
-            return await op()
-        except StorageError as exc:
-            if loop.time() + delay > end:
-                raise
-            log.debug("%s: %s; retrying", what, exc)
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 1.0)
-
-
 class PartitionWriter:
-    """Appends commits of one partition; owns its stream-head index and unchunked tail."""
+    """Appends commits of one partition; owns its stream-head index and its load index."""
 
     def __init__(self, store: ObjectStore, partition: int, policy: WriterPolicy,
-                 chunk_coverage: Any) -> None:
+                 reader: IndexReader) -> None:
         self.store = store
         self.p = partition
         self.policy = policy
-        self._chunk_coverage = chunk_coverage  # async (store, id) -> last chunked version
+        self.index = PartitionIndex(store, partition, policy.index_policy(), reader,
+                                    policy.retry_deadline)
         self.epoch = 0
         self.head = 0
         self.heads: OrderedDict[Key, int] = OrderedDict()  # least recently used first
         self._heads_bytes = 0
         self._evictions = 0  # heads forgotten so far: a lookup that saw one change is stale
-        self.tail: dict[Key, _Tail] = {}
-        self._firsts: Counter[int] = Counter()  # how many tails start at each segment seq
-        self.stuck: dict[Key, str] = {}  # streams whose chunk keeps failing, and why
         self.fenced: Fenced | None = None
-        self.watermark = 0
-        self._watermark_etag: str | None = None
-        self._watermark_written = 0
         self._pending: deque[_Pending] = deque()
         self._flusher: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[Any]] = set()
         self._signal = asyncio.Event()
         self.segments_written = 0
         self.commits_written = 0
-        self._last_lag_scan = 0
         self.listeners: list[Any] = []  # called with (partition, seq) when a segment lands
+        self.on_segment: Any = None  # called with (seq, segment, stored size) as one is applied
+
+    @property
+    def stuck(self) -> dict[str, str]:
+        """Why the load index cannot be written (empty when it can): its events are safe in
+        the log and readable from memory; a restart replays them."""
+        return {f"index/{self.p:04d}": self.index.error} if self.index.error else {}
 
     # -- start-up -----------------------------------------------------------------------------
     async def open(self) -> None:
-        """Take a new epoch (fencing older writers) and rebuild state above the watermark."""
+        """Take a new epoch (fencing older writers), take the index, read the log above it."""
         await with_retries("epoch", self._take_epoch)
-        self.watermark, self._watermark_etag = await with_retries("watermark",
-                                                                  self._read_watermark)
-        self._watermark_written = self.watermark
-        self.head = self.watermark
+        self.head = await self.index.take(self.epoch)
         await self._catch_up()
 
     async def _take_epoch(self) -> None:
@@ -156,14 +130,6 @@ class PartitionWriter:
             except PreconditionFailed:
                 continue
 
-    async def _read_watermark(self) -> tuple[int, str | None]:
-        key = fmt.watermark_key(self.p)
-        try:
-            obj = await self.store.get(key)
-        except ObjectNotFound:
-            return 0, None
-        return fmt.field_of(key, obj.body, "watermark", "seq", int), obj.etag
-
     async def _catch_up(self) -> None:
         """Read and apply every segment above ``head``."""
         while True:
@@ -179,6 +145,7 @@ class PartitionWriter:
                     raise StorageError(f"{key}: segment gap after {self.head}")
                 rec = fmt.decode_segment(key, obj.body)  # CorruptObject unless it is this one
                 self._apply(rec.segment.seq, rec.segment.commits)
+                self._segment_landed(rec.segment, len(obj.body))
                 if rec.epoch > self.epoch:
                     self._fence(rec.epoch)
             if not listing.truncated:
@@ -233,41 +200,30 @@ class PartitionWriter:
                         fut.set_exception(self.fenced)
 
     def _known_head(self, key: Key) -> int | None:
-        """A stream's head from memory: the index, or the last of its unchunked events."""
+        """A stream's head from memory: the index of heads, or the memtables."""
         v = self.heads.get(key)
         if v is not None:
             self.heads.move_to_end(key)
             return v
-        tail = self.tail.get(key)
-        return tail.events[-1].version if tail is not None and tail.events else None
+        for mem in self.index.sources().mems:
+            stream = mem.stream(*key)
+            if stream:
+                return stream[-1].version
+        return None
 
     async def head_of(self, key: Key) -> int:
-        """The version of a stream as this writer knows it (looking its chunks up when it does
-        not know it: every event of a stream without a head or a tail here is chunked)."""
+        """The version of a stream as this writer knows it (looking it up in the load index
+        when it does not: every event the writer applied is there, in memory or in tables)."""
         v = self._known_head(key)
         if v is not None:
             return v
         evictions = self._evictions
-        v = await self._chunk_coverage(*key)
+        v = await self.index.query(lambda src: read_head(self.index.reader, src, *key))
         if key in self.heads or evictions == self._evictions:  # else: v may be stale to keep
             self._set_head(key, v)
             v = self.heads[key]
             self._trim_heads()
         return v
-
-    async def list_stream(self, key: Key) -> Listing:
-        """One page of the aggregate's stream folder (its chunks and snapshots), listed by the
-        writer: when the page is complete and the writer has no head for the stream, the
-        chunk coverage it shows is the head (a lookup of its own, saving one later)."""
-        known = self._known_head(key) is not None
-        evictions = self._evictions
-        page: Listing = await with_retries("list stream", lambda: self.store.list(
-            fmt.stream_prefix(*key)))
-        if not (known or page.truncated or self._known_head(key) is not None) \
-                and evictions == self._evictions:
-            self._set_head(key, fmt.coverage_of(page.keys))
-            self._trim_heads()
-        return page
 
     async def _write(self, batch: list[_Pending]) -> None:
         caught_up = False  # whether this writer has read the log to its end for this batch
@@ -304,7 +260,7 @@ class PartitionWriter:
             if not accepted:
                 return
             commits = [c for c, _, _ in accepted]
-            if await self._put_segment(commits):
+            if await self._put_segment(commits, [size for _, _, size in accepted]):
                 seq = self.head
                 for _, fut, _ in accepted:
                     if not fut.done():
@@ -313,7 +269,7 @@ class PartitionWriter:
             batch = accepted  # another writer got the seq: re-check against its segments
             caught_up = True  # ... which _put_segment read to the end of the log
 
-    async def _put_segment(self, commits: list[Commit]) -> bool:
+    async def _put_segment(self, commits: list[Commit], sizes: list[int]) -> bool:
         """Write the next segment; True if ours landed, False if another writer's did."""
         batch_id = uuid.uuid4().hex
         seq = self.head + 1
@@ -332,7 +288,8 @@ class PartitionWriter:
                 log.debug("segment %s: %s; reading back", key, exc)
                 outcome = await self._resolve(key, batch_id)
             if outcome == "ours":
-                self._apply(seq, commits)
+                self._apply(seq, commits, sizes)
+                self._segment_landed(Segment(self.p, seq, tuple(commits)), len(body))
                 self.segments_written += 1
                 self.commits_written += len(commits)
                 return True
@@ -356,9 +313,15 @@ class PartitionWriter:
         if rec.batch == batch_id:
             return "ours"
         self._apply(rec.segment.seq, rec.segment.commits)
+        self._segment_landed(rec.segment, len(obj.body))
         if rec.epoch > self.epoch:
             self._fence(rec.epoch)
         return "theirs"
+
+    def _segment_landed(self, segment: Segment, size: int) -> None:
+        """Hand a segment to this process's consumers (they need not read it back)."""
+        if self.on_segment is not None:
+            self.on_segment(segment, size)
 
     def _fence(self, epoch: int) -> None:
         if self.fenced is None:
@@ -367,25 +330,15 @@ class PartitionWriter:
             self.fenced = Fenced(f"partition {self.p}: this writer (epoch {self.epoch}) was "
                                  f"superseded by epoch {epoch}")
 
-    # -- the index ----------------------------------------------------------------------------
-    def _apply(self, seq: int, commits: tuple[Commit, ...] | list[Commit]) -> None:
+    # -- applying segments --------------------------------------------------------------------
+    def _apply(self, seq: int, commits: tuple[Commit, ...] | list[Commit],
+               sizes: list[int] | None = None) -> None:
         if seq != self.head + 1:
             raise StorageError(f"partition {self.p}: applying segment {seq} after {self.head}")
         self.head = seq
         for c in commits:
-            key = (c.store, c.aggregate_id)
-            self._set_head(key, c.last_version)
-            if not c.events:
-                continue
-            tail = self.tail.get(key)
-            if tail is None:
-                tail = self.tail[key] = _Tail()
-            if not tail.seqs:
-                self._firsts[seq] += 1
-            tail.events.extend(c.events)
-            tail.seqs.extend([seq] * len(c.events))
-            if len(tail.events) >= self.policy.chunk_events:
-                self.chunk_later(key)
+            self._set_head((c.store, c.aggregate_id), c.last_version)
+        self.index.apply(seq, commits, sizes)
         self._signal.set()
         self._signal = asyncio.Event()
         for listener in self.listeners:
@@ -393,13 +346,6 @@ class PartitionWriter:
                 listener(self.p, seq)
             except Exception:
                 log.exception("segment listener failed")
-        if seq - self._last_lag_scan >= max(1, self.policy.chunk_lag // 8):
-            self._last_lag_scan = seq
-            limit = seq - self.policy.chunk_lag
-            for key, tail in list(self.tail.items()):
-                if tail.seqs and tail.seqs[0] <= limit:
-                    self.chunk_later(key)
-            self._advance_watermark()
         self._trim_heads()
 
     def _set_head(self, key: Key, version: int) -> None:
@@ -415,19 +361,14 @@ class PartitionWriter:
             heads.move_to_end(key)
 
     def _trim_heads(self) -> None:
-        """Forget the least recently used heads beyond the memory budget. Nothing is lost: a
-        stream with unchunked events has its head in its tail, any other one in its chunks."""
+        """Forget the least recently used heads beyond the memory budget. Nothing is lost: the
+        load index holds every stream's events."""
         heads = self.heads
         budget = self.policy.heads_bytes
         while self._heads_bytes > budget and heads:
             key, _ = heads.popitem(last=False)
             self._heads_bytes -= _head_bytes(key)
             self._evictions += 1
-
-    def tail_events(self, key: Key) -> list[StoredEvent]:
-        """A copy of an aggregate's unchunked events."""
-        tail = self.tail.get(key)
-        return list(tail.events) if tail else []
 
     async def wait(self, after_seq: int, timeout: float) -> bool:
         """Wait for a segment above ``after_seq`` (the hint consumers use)."""
@@ -439,117 +380,24 @@ class PartitionWriter:
                 await signal.wait()
         return self.head > after_seq
 
-    # -- chunks and the watermark -------------------------------------------------------------
-    def chunk_later(self, key: Key, force: bool = False) -> None:
-        """Write the aggregate's unchunked events as a chunk, off the command path (a chunk
-        that failed waits for its backoff unless ``force``)."""
-        tail = self.tail.get(key)
-        if tail is None or tail.chunking or not tail.events:
-            return
-        if not force and tail.retry_at > asyncio.get_running_loop().time():
-            return
-        tail.chunking = True
-        task = asyncio.create_task(self._chunk(key, tail))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _chunk(self, key: Key, tail: _Tail) -> None:
-        store, agg = key
-        try:
-            events = list(tail.events)
-            covered = await with_retries("coverage", lambda: self._chunk_coverage(store, agg))
-            todo = [e for e in events if e.version > covered]
-            if todo:
-                ckey = fmt.chunk_key(store, agg, todo[0].version, todo[-1].version)
-                body = fmt.encode_chunk(todo)
-
-                async def create() -> None:
-                    with contextlib.suppress(ObjectExists):  # idempotent: same range, same body
-                        await self.store.create(ckey, body)
-
-                await with_retries(f"chunk {ckey}", create, self.policy.retry_deadline)
-            n = len(events)
-            first = tail.seqs[0]
-            del tail.events[:n]
-            del tail.seqs[:n]
-            self._firsts[first] -= 1
-            if not self._firsts[first]:
-                del self._firsts[first]
-            if tail.seqs:
-                self._firsts[tail.seqs[0]] += 1
-            elif self.tail.get(key) is tail:
-                del self.tail[key]
-            tail.failures = 0
-            if self.stuck.pop(key, None) is not None:
-                log.warning("partition %d: %s/%s is chunked again; the watermark moves on",
-                            self.p, store, agg)
-        except Exception as exc:
-            # Bounded: with_retries gave up after retry_deadline. The events stay in the tail
-            # (readers still get them) and the watermark waits below them, so a restart
-            # re-reads them from the log; the stream is listed in `stuck` and logged, and
-            # tried again with backoff.
-            tail.failures += 1
-            pause = min(self.policy.chunk_retry_max, 2.0 ** tail.failures)
-            tail.retry_at = asyncio.get_running_loop().time() + pause
-            self.stuck[key] = f"{type(exc).__name__}: {exc}"
-            log.error("partition %d: cannot chunk %s/%s (attempt %d: %s: %s); the watermark "
-                      "waits below segment %d; next attempt in %.0f s", self.p, store, agg,
-                      tail.failures, type(exc).__name__, exc,
-                      tail.seqs[0] if tail.seqs else self.head, pause)
-        finally:
-            tail.chunking = False
-        self._trim_heads()
-        self._advance_watermark()
-
-    def _advance_watermark(self, force: bool = False) -> None:
-        mark = (min(self._firsts) - 1) if self._firsts else self.head
-        self.watermark = max(self.watermark, mark)
-        if force or self.watermark - self._watermark_written >= self.policy.watermark_every:
-            task = asyncio.create_task(self._write_watermark())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-    async def _write_watermark(self) -> None:
-        key = fmt.watermark_key(self.p)
-        mark = self.watermark
-        if mark <= self._watermark_written:
-            return
-        try:
-            for _ in range(10):
-                body = fmt.dumps({"seq": mark})
-                try:
-                    if self._watermark_etag is None:
-                        self._watermark_etag = await self.store.create(key, body)
-                    else:
-                        self._watermark_etag = await self.store.put_if_match(
-                            key, body, self._watermark_etag)
-                    self._watermark_written = max(self._watermark_written, mark)
-                    return
-                except (ObjectExists, PreconditionFailed, StorageError):
-                    # moved by another writer, or unknown outcome: re-read, never go back
-                    current, self._watermark_etag = await self._read_watermark()
-                    if current >= mark:
-                        self._watermark_written = max(self._watermark_written, mark)
-                        return
-        except Exception:
-            log.exception("partition %d: watermark not written", self.p)
-
+    # -- the load index -----------------------------------------------------------------------
     async def flush(self) -> None:
-        """Chunk every tail, write the watermark, wait for background work."""
-        for key in list(self.tail):
-            self.chunk_later(key, force=True)
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
-        self._advance_watermark(force=True)
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+        """Write the load index's memtable as a table (and let compaction run)."""
+        if self.fenced is None:
+            await self.index.flush()
 
     async def close(self, flush: bool = True) -> None:
-        """Finish pending appends, then (optionally) chunk and checkpoint everything."""
+        """Finish pending appends, then (optionally) write the index's memtable."""
         if self._flusher is not None:
             with contextlib.suppress(Exception):
                 await self._flusher
         if flush and self.fenced is None:
-            await self.flush()
-        for task in list(self._background):
-            task.cancel()
+            try:
+                await self.flush()
+            except Fenced:
+                pass
+            except StorageError as exc:  # the log holds it all: the next writer replays it
+                log.warning("partition %d: index not written at close (%s); the next writer "
+                            "replays the log above segment %d", self.p, exc,
+                            self.index.manifest.seq)
+        await self.index.close()

@@ -43,11 +43,32 @@ class Retry:
 
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """Ray resources for one run of an action (ignored by the LocalRuntime)."""
+    """Ray resources for one run of an action (ignored by the LocalRuntime).
 
-    num_cpus: float = 1
-    num_gpus: float = 0
+    An action that declares none is *light*: on the RayRuntime it runs on the application's
+    async executor actors, many at a time. One that declares ``num_cpus``, ``num_gpus`` or
+    ``memory`` runs as a Ray task with exactly those resources (OCR on a GPU node, say).
+    """
+
+    num_cpus: float | None = None
+    num_gpus: float | None = None
     memory: int | None = None
+
+    @property
+    def light(self) -> bool:
+        """Whether no resource is declared (an executor runs it, not a Ray task)."""
+        return self.num_cpus is None and self.num_gpus is None and self.memory is None
+
+    def task_options(self) -> dict[str, float | int]:
+        """The Ray task options for the declared resources."""
+        opts: dict[str, float | int] = {}
+        if self.num_cpus is not None:
+            opts["num_cpus"] = self.num_cpus
+        if self.num_gpus is not None:
+            opts["num_gpus"] = self.num_gpus
+        if self.memory is not None:
+            opts["memory"] = self.memory
+        return opts
 
 
 @dataclass(eq=False)
@@ -65,6 +86,7 @@ class Action:
     description: str | None = None
     scopes: tuple[str, ...] = ()
     durable: bool = True
+    concurrency: int | None = None
 
     def __repr__(self) -> str:
         return f"Action({self.name})"
@@ -139,9 +161,10 @@ def _input_annotation(fn: Callable[..., Any], what: str,
 def action(
     *triggers: Trigger,
     name: str | None = None,
-    num_cpus: float = 1,
-    num_gpus: float = 0,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
     memory: int | None = None,
+    concurrency: int | None = None,
     retry: Retry | None = None,
     public: bool = False,
     scopes: Sequence[str] = (),
@@ -150,7 +173,9 @@ def action(
     """Declare an action: ``@action(http.post("/x"))`` or ``@action(on_event(created))``.
 
     The first parameter is the input: a pydantic model for HTTP and queue triggers,
-    ``Event[Payload]`` for event triggers, :class:`TimerTick` for timers. HTTP routes need
+    ``Event[Payload]`` for event triggers, :class:`TimerTick` for timers. ``num_cpus``,
+    ``num_gpus``, ``memory``: Ray resources of each run (see :class:`Resources`);
+    ``concurrency``: at most this many runs of the action at once. HTTP routes need
     credentials unless ``public=True``; ``scopes=["expenses:approve"]`` also requires the
     caller to hold those scopes (403 otherwise).
 
@@ -160,6 +185,11 @@ def action(
     repeat as they are.
     """
     required = check_scopes(scopes, public)
+    for what, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("memory", memory)):
+        if value is not None and (not isinstance(value, int | float) or value < 0):
+            raise ConfigurationError(f"{what} must be a number >= 0, got {value!r}")
+    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+        raise ConfigurationError(f"concurrency must be an integer >= 1, got {concurrency!r}")
     for t in triggers:
         if not isinstance(t, HttpTrigger | EventTrigger | QueueTrigger | TimerTrigger):
             raise ConfigurationError(f"not a trigger: {t!r}")
@@ -193,7 +223,7 @@ def action(
             name=aname, fn=fn, triggers=tuple(triggers), input_model=model, output_model=output,
             resources=Resources(num_cpus, num_gpus, memory), retry=retry or Retry(),
             public=public, description=(fn.__doc__ or "").strip() or None, scopes=required,
-            durable=durable,
+            durable=durable, concurrency=concurrency,
         )
 
     return wrap

@@ -32,6 +32,11 @@ class ReadContext(Protocol):
         """The current state of another aggregate (read-only), ``None`` if it does not exist."""
         ...
 
+    @property
+    def views(self) -> Any:
+        """The runtime's views: ``ctx.views.open("expenses").sql(query, params={...})``."""
+        ...
+
 
 class CommandContext(ReadContext, Protocol):
     """Handed to deciders that ask for it: the target and read-only access, nothing else."""

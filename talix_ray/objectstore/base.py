@@ -76,6 +76,12 @@ class ObjectStore(ABC):
     async def get(self, key: str) -> StoredObject:
         """The object under ``key``; :class:`ObjectNotFound` otherwise."""
 
+    async def get_range(self, key: str, start: int, length: int) -> bytes:
+        """``length`` bytes of the object under ``key`` from offset ``start`` (fewer at its
+        end); :class:`ObjectNotFound` if there is none. Backends read only that range."""
+        body = (await self.get(key)).body
+        return body[start:start + length]
+
     @abstractmethod
     async def list(self, prefix: str, *, start_after: str | None = None,
                    delimiter: str | None = None, limit: int = 1000,

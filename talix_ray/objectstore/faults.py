@@ -72,6 +72,10 @@ class FaultyObjectStore(ObjectStore):
     async def get(self, key: str) -> StoredObject:
         return await self._around(f"get {key}", False, lambda: self.inner.get(key))
 
+    async def get_range(self, key: str, start: int, length: int) -> bytes:
+        return await self._around(f"get {key}", False,
+                                  lambda: self.inner.get_range(key, start, length))
+
     async def list(self, prefix: str, *, start_after: str | None = None,
                    delimiter: str | None = None, limit: int = 1000,
                    token: str | None = None) -> Listing:

@@ -125,6 +125,18 @@ class LocalObjectStore(ObjectStore):
             raise
         return StoredObject(body, self._etag(body))
 
+    def _get_range(self, key: str, start: int, length: int) -> bytes:
+        try:
+            with open(self._path(key), "rb") as f:
+                f.seek(start)
+                return f.read(length)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(f"no object {key}") from None
+        except OSError as exc:
+            if _too_long(exc):
+                raise ObjectNotFound(f"no object {key}") from None
+            raise
+
     def _list(self, prefix: str, start_after: str | None, delimiter: str | None,
               limit: int) -> Listing:
         keys = sorted(self._walk(prefix))
@@ -202,6 +214,9 @@ class LocalObjectStore(ObjectStore):
 
     async def get(self, key: str) -> StoredObject:
         return await asyncio.to_thread(self._get, key)
+
+    async def get_range(self, key: str, start: int, length: int) -> bytes:
+        return await asyncio.to_thread(self._get_range, key, start, length)
 
     async def list(self, prefix: str, *, start_after: str | None = None,
                    delimiter: str | None = None, limit: int = 1000,

@@ -51,6 +51,9 @@ class MemoryObjectStore(ObjectStore):
         except KeyError:
             raise ObjectNotFound(f"no object {key}") from None
 
+    async def get_range(self, key: str, start: int, length: int) -> bytes:
+        return (await self.get(key)).body[start:start + length]
+
     async def list(self, prefix: str, *, start_after: str | None = None,
                    delimiter: str | None = None, limit: int = 1000,
                    token: str | None = None) -> Listing:

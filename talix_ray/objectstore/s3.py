@@ -169,6 +169,27 @@ class S3ObjectStore(ObjectStore):
         except _TRANSPORT as exc:
             raise _transport_error(f"get {key}", exc, False) from exc
 
+    async def get_range(self, key: str, start: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+
+        def fetch() -> bytes:
+            r = self.client.get_object(Bucket=self.bucket, Key=self._k(key),
+                                       Range=f"bytes={start}-{start + length - 1}")
+            return bytes(r["Body"].read())
+
+        try:
+            return await self._call(fetch)
+        except botocore.exceptions.ClientError as exc:
+            status, code = self._status(exc)
+            if status == 404 or code in ("NoSuchKey", "404"):
+                raise ObjectNotFound(f"no object {key}") from None
+            if status == 416 or code == "InvalidRange":  # at or past its end
+                return b""
+            raise StorageError(f"get {key}: HTTP {status} {code}") from exc
+        except _TRANSPORT as exc:
+            raise _transport_error(f"get {key}", exc, False) from exc
+
     async def list(self, prefix: str, *, start_after: str | None = None,
                    delimiter: str | None = None, limit: int = 1000,
                    token: str | None = None) -> Listing:

@@ -40,9 +40,10 @@ class ViewCatalog:
         return connect_views(self.open(n) for n in self.names
                              if delta.exists(self.location.uri(n), self.location.storage_options))
 
-    def sql(self, query: str) -> Any:
-        """DuckDB SQL over all views (joins welcome); a DuckDB relation."""
-        return self.connect().sql(query)
+    def sql(self, query: str, params: dict[str, Any] | list[Any] | None = None) -> Any:
+        """DuckDB SQL over all views (joins welcome); a DuckDB relation. Values go in
+        ``params`` (``$name`` or ``?``), never pasted into the query."""
+        return self.connect().sql(query, params=params)
 
     async def wait_for(self, result: CommandResult, *views: str,
                        timeout: float = 30.0) -> None:

@@ -90,10 +90,11 @@ class View:
             return 0
         return int(pc.sum(actions.column("num_records")).as_py() or 0)
 
-    def sql(self, query: str) -> Any:
+    def sql(self, query: str, params: dict[str, Any] | list[Any] | None = None) -> Any:
         """Run DuckDB SQL where the view is a table named after it; a DuckDB relation
-        (``.df()``, ``.pl()``, ``.arrow()``, ``.fetchall()``)."""
-        return connect_views([self]).sql(query)
+        (``.df()``, ``.pl()``, ``.arrow()``, ``.fetchall()``). Values go in ``params``
+        (``$name`` or ``?`` in the query), never pasted into it."""
+        return connect_views([self]).sql(query, params=params)
 
     # -- time travel ----------------------------------------------------------------------------
     def as_of(self, when: int | datetime) -> View:

@@ -23,6 +23,7 @@ from ...shared import Clock
 from .spec import AppSpec
 
 log = logging.getLogger("talix.ray")
+_BATCHED = frozenset({"execute", "get"})
 
 
 class _Hosting:
@@ -65,6 +66,19 @@ class _Hosting:
             return await self.host.execute(cmd, aggregate_id, input, command_id, meta)
         finally:
             self.timings.append(time.perf_counter() - t)
+
+    async def batch(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
+        """Several ``execute``/``get`` calls in one actor call (the router batches them);
+        each outcome is ``(True, result)`` or ``(False, the exception)``."""
+        from .executors import portable
+
+        for method, _ in calls:
+            if method not in _BATCHED:
+                raise ValueError(f"{method} cannot be batched")
+        outs = await asyncio.gather(*(getattr(self, m)(*a) for m, a in calls),
+                                    return_exceptions=True)
+        return [(False, portable(o)) if isinstance(o, BaseException) else (True, o)
+                for o in outs]
 
     async def get(self, store: str, aggregate_id: str) -> Aggregate:
         """The aggregate's current state (read-your-writes)."""
@@ -298,6 +312,7 @@ class DispatcherActor:
         self.journal = spec.journal([])
         self._timers = timers
         self.dispatcher: Dispatcher | None = None
+        self.executors: Any = None
         self._spec_ref: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._starting = asyncio.Lock()
@@ -317,9 +332,12 @@ class DispatcherActor:
         return True
 
     async def _start(self) -> None:
+        from .executors import ExecutorPool
+
         await self.journal.open()
         self._spec_ref = ray.put(self.spec)
         app = self.client.app
+        self.executors = ExecutorPool(self.spec, self.spec.long_lived_options())
         self.dispatcher = Dispatcher(self.journal, app.route, self._execute,
                                      max_concurrency=self.spec.max_concurrency,
                                      poll_interval=self.spec.poll_interval)
@@ -328,17 +346,19 @@ class DispatcherActor:
             for action in app.timer_actions.values():
                 self._tasks.append(asyncio.ensure_future(self.client.timer_loop(action)))
 
-    async def _execute(self, action: Any, record: StoredEvent, attempt: int) -> None:
+    async def _execute(self, action: Any, record: StoredEvent, attempt: int,
+                       fresh: bool = False) -> None:
+        """Light actions on the executors, the others as Ray tasks with their resources."""
         from .router import unwrap
         from .tasks import run_action
 
         res = action.resources
-        opts: dict[str, Any] = {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus,
-                                "max_retries": 0}
-        if res.memory:
-            opts["memory"] = res.memory
+        if res.light:
+            await self.executors.run(action.name, record, attempt, fresh)
+            return
         try:
-            await run_action.options(**opts).remote(self._spec_ref, action.name, record, attempt)
+            await run_action.options(**res.task_options(), max_retries=0).remote(
+                self._spec_ref, action.name, record, attempt, fresh)
         except Exception as exc:
             raise unwrap(exc) from None
 
@@ -367,6 +387,7 @@ class DispatcherActor:
             t.cancel()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+            self.executors.stop()
 
 
 __all__ = ["DispatcherActor", "EntityActor", "RemoteJournal", "ShardActor"]

@@ -26,6 +26,17 @@ RETRYABLE: tuple[type[BaseException], ...] = (
     ray.exceptions.ActorHandleNotFoundError, Fenced, Unavailable)
 
 
+class _Queue:
+    """The calls waiting for a shard's next batch."""
+
+    __slots__ = ("flusher", "items", "slots")
+
+    def __init__(self, max_in_flight: int) -> None:
+        self.items: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] = []
+        self.flusher: asyncio.Future[None] | None = None
+        self.slots = asyncio.Semaphore(max_in_flight)
+
+
 def unwrap(exc: BaseException) -> BaseException:
     """The user's exception inside a Ray task error (talix errors keep their type)."""
     if isinstance(exc, ray.exceptions.RayTaskError):
@@ -38,10 +49,15 @@ def unwrap(exc: BaseException) -> BaseException:
 class Router:
     """Actor handles by name, cached; calls with retries across restarts."""
 
-    def __init__(self, spec: AppSpec, deadline: float = 60.0) -> None:
+    def __init__(self, spec: AppSpec, deadline: float = 60.0, *, max_batch: int = 512,
+                 max_in_flight: int = 4) -> None:
         self.spec = spec
         self.deadline = deadline
         self._handles: dict[str, Any] = {}
+        self._queues: dict[int, _Queue] = {}
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._sending: set[asyncio.Task[None]] = set()
 
     def handle(self, name: str) -> Any:
         """A named actor of the application (``ValueError`` if it does not exist)."""
@@ -96,6 +112,50 @@ class Router:
                 log.info("%s: %s; retrying in %.2fs", what, type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    async def batched(self, partition: int, method: str, *args: Any) -> Any:
+        """``shard_call`` through the shard's batch: the calls made while one batch is in
+        flight travel together in the next (one actor call for many commands, as group
+        commit does for segments). A call that fails for a passing reason (the actor
+        restarts, the partition changes writer) is retried alone, with :meth:`shard_call`."""
+        shard = self.spec.shard_of(partition)
+        queue = self._queues.get(shard)
+        if queue is None:
+            queue = self._queues[shard] = _Queue(self._max_in_flight)
+        fut: asyncio.Future[tuple[bool, Any]] = asyncio.get_running_loop().create_future()
+        queue.items.append((method, args, fut))
+        if queue.flusher is None or queue.flusher.done():
+            queue.flusher = asyncio.ensure_future(self._flush(shard, queue))
+        ok, value = await fut
+        if ok:
+            return value
+        if isinstance(value, RETRYABLE):
+            return await self.shard_call(partition, method, *args)
+        raise value
+
+    async def _flush(self, shard: int, queue: _Queue) -> None:
+        while queue.items:
+            await asyncio.sleep(0)  # what is made ready in this turn joins the batch
+            await queue.slots.acquire()
+            batch = queue.items[:self._max_batch]
+            del queue.items[:self._max_batch]
+            task = asyncio.ensure_future(self._send(shard, queue, batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, shard: int, queue: _Queue,
+                    batch: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        name = self.spec.shard_name(shard)
+        try:
+            outcomes = await self.handle(name).batch.remote([(m, a) for m, a, _ in batch])
+        except Exception as raw:  # the whole call failed: each call decides for itself
+            self._handles.pop(name, None)
+            outcomes = [(False, unwrap(raw))] * len(batch)
+        finally:
+            queue.slots.release()
+        for (_, _, fut), outcome in zip(batch, outcomes, strict=True):
+            if not fut.done():
+                fut.set_result(outcome)
 
     async def shard_call(self, partition: int, method: str, *args: Any) -> Any:
         """Call ``method`` on the shard of ``partition``."""

@@ -14,7 +14,7 @@ from ray import cloudpickle
 
 from ...engine.runtime import Aggregate, Runtime
 from ...journal import ObjectStoreJournal, WriterPolicy
-from ...model.errors import ConfigurationError
+from ...model.errors import ConfigurationError, Unavailable
 from ...model.store import Command, CommandResult, EventStore
 from ...settings import Settings
 from ...shared import ObjectStoreFileStorage
@@ -58,7 +58,8 @@ class RayRuntime(Runtime):
                  idle_timeout: float = 60.0, actor_options: dict[str, Any] | None = None,
                  dispatch: bool = True, timers: bool = True, poll_interval: float = 1.0,
                  keep_actors: bool = False, ray_init: dict[str, Any] | None = None,
-                 views: bool = True, view_options: dict[str, Any] | None = None) -> None:
+                 views: bool = True, view_options: dict[str, Any] | None = None,
+                 executors: int = 2) -> None:
         super().__init__()
         s = settings or Settings()
         self.store_url = store or s.store
@@ -81,6 +82,9 @@ class RayRuntime(Runtime):
         self.keep_actors = keep_actors
         self.ray_init = ray_init or {}
         self.views_enabled = views
+        if not isinstance(executors, int) or not 1 <= executors <= 64:
+            raise ConfigurationError("executors must be an integer between 1 and 64")
+        self.executors = executors
         self.view_options = dict(view_options or {})
         self.policy: WriterPolicy = s.writer_policy()
         self.remember_commands = s.remember_commands
@@ -162,12 +166,10 @@ class RayRuntime(Runtime):
             snapshot_every=self.snapshot_every, max_active=self.max_active,
             policy=self.policy, idle_timeout=self.idle_timeout,
             actor_options=self.actor_options, poll_interval=self.poll_interval,
-            remember_commands=self.remember_commands,
+            remember_commands=self.remember_commands, executors=self.executors,
             views=[f.name for f in app_folds(self.app)] if self.views_enabled else [])
         self.router = Router(self.spec)
-        opts = {"namespace": self.namespace, "lifetime": "detached", "get_if_exists": True,
-                "max_restarts": -1, "max_task_retries": 0, "num_cpus": 0,
-                **self.actor_options}
+        opts = self.spec.long_lived_options()
         handles = [ShardActor.options(name=self.spec.shard_name(i), **opts)
                    .remote(self.spec, i) for i in range(shards)]
         self.shard_info = list(await asyncio.gather(*(h.ready.remote() for h in handles)))
@@ -249,8 +251,8 @@ class RayRuntime(Runtime):
                                                    input, cid, meta)
         else:
             p = self.journal.partition_of(store.name, aggregate_id)
-            result = await self.router.shard_call(p, "execute", store.name, command.name,
-                                                  aggregate_id, input, cid, meta)
+            result = await self.router.batched(p, "execute", store.name, command.name,
+                                               aggregate_id, input, cid, meta)
         if command_id is None and result.command_id == cid:
             result = result._replace(command_id=None)
         return result  # type: ignore[no-any-return]
@@ -260,17 +262,37 @@ class RayRuntime(Runtime):
             return await self.router.entity_call(  # type: ignore[no-any-return]
                 store.name, aggregate_id, "get", store.name, aggregate_id)
         p = self.journal.partition_of(store.name, aggregate_id)
-        return await self.router.shard_call(p, "get", store.name,  # type: ignore[no-any-return]
-                                            aggregate_id)
+        return await self.router.batched(p, "get", store.name,  # type: ignore[no-any-return]
+                                         aggregate_id)
 
     async def settle(self, timeout: float = 30.0) -> None:
-        self._require_started()
+        """Wait until every action triggered by what was written so far has run.
+
+        A dispatcher that is gone is created again (it resumes from its checkpoints); one
+        that cannot finish in time raises :class:`TimeoutError` saying what is pending.
+        """
+        app = self._require_started()
+        assert self.spec is not None
+        if not (app.has_log_consumers or app.timer_actions):
+            return
+        await self.router.call("settle", self._dispatcher,
+                               lambda h: h.settle.remote(timeout))
+
+    def _dispatcher(self) -> Any:
+        """The dispatcher actor, created again if it is missing."""
+        from .actors import DispatcherActor
+
         assert self.spec is not None
         try:
-            d = ray.get_actor(self.spec.dispatcher_name, namespace=self.namespace)
+            return ray.get_actor(self.spec.dispatcher_name, namespace=self.namespace)
         except ValueError:
-            return
-        await self.router.call("settle", lambda: d, lambda h: h.settle.remote(timeout))
+            if not self.dispatch:
+                raise Unavailable("no dispatcher runs for this application and this runtime "
+                                  "does not start one (dispatch=False)") from None
+            log.warning("the dispatcher of %s is gone: starting it again", self.app_name)
+            return DispatcherActor.options(name=self.spec.dispatcher_name,
+                                           **self.spec.long_lived_options()
+                                           ).remote(self.spec, self.timers)
 
     async def stats(self) -> dict[str, Any]:
         """Per-shard counters (active aggregates, writer heads) and the dispatcher's."""

@@ -62,9 +62,10 @@ class AppSpec:
     idle_timeout: float = 60.0
     actor_options: dict[str, Any] = field(default_factory=dict)
     poll_interval: float = 1.0
-    max_concurrency: int = 32
+    max_concurrency: int = 256
     views: list[str] = field(default_factory=list)
     remember_commands: int = 256
+    executors: int = 2
 
     def __post_init__(self) -> None:
         secret = self.store_options.get("secret_key")
@@ -156,6 +157,17 @@ class AppSpec:
     def view_name(self, view: str) -> str:
         """``talix:{app}:view:{name}`` — a view's runner actor."""
         return f"talix:{self.app}:view:{view}"
+
+    def long_lived_options(self) -> dict[str, Any]:
+        """Options of the application's long-lived actors (shards, dispatcher, executors,
+        views): named in its namespace, detached, restarted by Ray, joined if they run."""
+        return {"namespace": self.namespace, "lifetime": "detached", "get_if_exists": True,
+                "max_restarts": -1, "max_task_retries": 0, "num_cpus": 0,
+                **self.actor_options}
+
+    def executor_name(self, i: int) -> str:
+        """``talix:{app}:executor:{i}`` — runs light actions for the dispatcher."""
+        return f"talix:{self.app}:executor:{i}"
 
     @property
     def consumer_names(self) -> list[str]:

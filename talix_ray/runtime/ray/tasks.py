@@ -13,7 +13,8 @@ _runner: asyncio.Runner | None = None
 
 
 @ray.remote(max_retries=0)
-def run_action(spec: Any, action_name: str, record: StoredEvent, attempt: int) -> None:
+def run_action(spec: Any, action_name: str, record: StoredEvent, attempt: int,
+               fresh: bool = False) -> None:
     """Run one action for one log record in this worker, against the application's actors."""
     global _runner
     from .runtime import RayRuntime
@@ -22,4 +23,4 @@ def run_action(spec: Any, action_name: str, record: StoredEvent, attempt: int) -
         _runner = asyncio.Runner()
     client = RayRuntime.client(spec)
     action = client.app.action(action_name)
-    _runner.run(client.execute_triggered(action, record, attempt))
+    _runner.run(client.execute_triggered(action, record, attempt, fresh))

@@ -1,0 +1,220 @@
+"""What every OCR engine reads and returns, and the errors and limits they share.
+
+An engine turns a file (bytes and a content type) into lines of text with their boxes and
+confidences. :class:`OcrEngine` does the parts common to every engine — telling the file's
+kind, bounding its size, reading a PDF's text layer, splitting a TIFF into pages, taking plain
+text as it is — and hands each page image to the engine's :meth:`OcrEngine.read_image`.
+Nothing here imports an imaging library: they load when a file is read.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..model.errors import ValidationError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+Point = tuple[float, float]
+Reason = Literal["unsupported", "corrupt", "unreadable", "too_large"]
+
+#: The kinds of file an engine reads, by their canonical content type.
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/tiff")
+PDF_TYPE = "application/pdf"
+SUPPORTED_TYPES = (*IMAGE_TYPES, PDF_TYPE, "text/plain")
+_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png",
+            "image/tif": "image/tiff", "application/x-pdf": PDF_TYPE}
+_GENERIC = {"application/octet-stream", "binary/octet-stream", "application/binary", ""}
+
+
+class UnreadableDocument(ValidationError):
+    """The file cannot be read: ``reason`` is ``unsupported`` (a kind no engine reads),
+    ``corrupt`` (damaged or not what its type says), ``unreadable`` (no text found) or
+    ``too_large`` (over a limit). The message is fit to show to the person who sent it."""
+
+    code = "unreadable_document"
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.details["reason"] = reason
+
+    @property
+    def reason(self) -> Reason:
+        """Why the file cannot be read (kept in ``details``, so that an error rebuilt from its
+        problem body, as a replayed durable step is, still has it)."""
+        return self.details.get("reason", "unreadable")  # type: ignore[no-any-return]
+
+
+class OcrLimits(BaseModel):
+    """Bounds on what one read may cost; a file over any of them is refused, not truncated."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    max_pages: int = Field(default=20, gt=0)
+    max_pixels: int = Field(default=50_000_000, gt=0, description="per decoded page")
+    max_side: int = Field(default=2400, gt=0,
+                          description="pages are scaled down to this longest side before OCR")
+    render_dpi: int = Field(default=200, gt=0, description="PDF pages without text layer")
+    max_text_chars: int = Field(default=1_000_000, gt=0)
+
+
+class OcrLine(BaseModel):
+    """One line of text: its words, where it is on its page and how sure the engine is."""
+
+    text: str
+    points: tuple[Point, Point, Point, Point] = Field(
+        description="the corners, clockwise from top-left, in page pixels (PDF: points)")
+    confidence: float = Field(ge=0, le=1)
+    page: int = Field(default=0, ge=0)
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """The axis-aligned box ``(x0, y0, x1, y1)`` around the line."""
+        xs = [p[0] for p in self.points]
+        ys = [p[1] for p in self.points]
+        return min(xs), min(ys), max(xs), max(ys)
+
+    @classmethod
+    def from_box(cls, text: str, x0: float, y0: float, x1: float, y1: float,
+                 confidence: float, page: int = 0) -> OcrLine:
+        """A line from an axis-aligned box."""
+        return cls(text=text, points=((x0, y0), (x1, y0), (x1, y1), (x0, y1)),
+                   confidence=confidence, page=page)
+
+
+class OcrPage(BaseModel):
+    """A page read: its size and how its text was obtained."""
+
+    width: float
+    height: float
+    source: Literal["ocr", "text-layer", "text"]
+
+
+class OcrResult(BaseModel):
+    """What an engine read from one file."""
+
+    engine: str
+    content_type: str
+    pages: list[OcrPage]
+    lines: list[OcrLine]
+    timings: dict[str, float] = Field(default_factory=dict, description="seconds by stage")
+
+    @property
+    def page_count(self) -> int:
+        """How many pages the file had."""
+        return len(self.pages)
+
+    @property
+    def text(self) -> str:
+        """The lines in reading order, one per line."""
+        return "\n".join(line.text for line in self.lines)
+
+
+def canonical_type(content_type: str) -> str:
+    """``"Image/JPG; q=1"`` → ``"image/jpeg"``."""
+    base = content_type.split(";", 1)[0].strip().lower()
+    return _ALIASES.get(base, base)
+
+
+def sniff(content: bytes) -> str | None:
+    """The content type the first bytes announce, ``None`` when unknown."""
+    head = content[:16]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "image/tiff"
+    if content[:1024].lstrip().startswith(b"%PDF-"):
+        return PDF_TYPE
+    return None
+
+
+def resolve_type(content: bytes, content_type: str) -> str:
+    """The kind of file to read: the declared type, checked against the file's first bytes."""
+    declared = canonical_type(content_type)
+    sniffed = sniff(content)
+    if declared.startswith("text/"):
+        if declared != "text/plain":
+            raise UnreadableDocument("unsupported", f"{declared} documents are not supported; "
+                                     "send plain text, an image (PNG, JPEG, WebP, TIFF) or PDF")
+        if sniffed is not None:  # an image or PDF sent as text: read it for what it is
+            return sniffed
+        return declared
+    if declared in _GENERIC:
+        if sniffed is None:
+            raise UnreadableDocument("unsupported", "the file's type is not recognised; send "
+                                     "plain text, an image (PNG, JPEG, WebP, TIFF) or PDF")
+        return sniffed
+    if declared not in SUPPORTED_TYPES:
+        raise UnreadableDocument("unsupported", f"{declared} documents are not supported; "
+                                 "send plain text, an image (PNG, JPEG, WebP, TIFF) or PDF")
+    if sniffed is None:
+        raise UnreadableDocument("corrupt", f"the file is not a valid {declared} (damaged, or "
+                                 "not what its type says)")
+    return sniffed  # a PNG labelled image/jpeg is still a PNG
+
+
+class OcrEngine(ABC):
+    """Reads files into lines of text with boxes and confidences. Subclass for a new engine:
+    implement :meth:`read_image` (one page image → lines); the rest is shared."""
+
+    #: The engine's name, recorded with every result.
+    name: str = "ocr"
+
+    def __init__(self, limits: OcrLimits | None = None) -> None:
+        self.limits = limits or OcrLimits()
+
+    @abstractmethod
+    def read_image(self, image: Image, page: int) -> list[OcrLine]:
+        """The lines of one page image (RGB, at most ``limits.max_side`` on its longest side),
+        their boxes in that image's pixels."""
+
+    def read(self, content: bytes, content_type: str) -> OcrResult:
+        """Read a file. Raises :class:`UnreadableDocument` for a file that cannot be read."""
+        started = time.perf_counter()
+        if len(content) > self.limits.max_bytes:
+            raise UnreadableDocument("too_large", f"the file is larger than "
+                                     f"{self.limits.max_bytes} bytes")
+        if not content:
+            raise UnreadableDocument("corrupt", "the file is empty")
+        kind = resolve_type(content, content_type)
+        timings: dict[str, float] = {}
+        if kind == "text/plain":
+            from .text import read_text
+
+            pages, lines = read_text(content, self.limits)
+        elif kind == PDF_TYPE:
+            from .pdf import read_pdf
+
+            pages, lines = read_pdf(content, self.limits, self._ocr_pages(timings))
+        else:
+            from .images import decode_pages
+
+            t0 = time.perf_counter()
+            images = decode_pages(content, kind, self.limits)
+            timings["decode"] = time.perf_counter() - t0
+            pages = [OcrPage(width=im.width, height=im.height, source="ocr") for im in images]
+            lines = self._ocr_pages(timings)(images, 0)
+        timings["total"] = time.perf_counter() - started
+        engine = self.name if any(p.source == "ocr" for p in pages) else pages[0].source
+        return OcrResult(engine=engine, content_type=kind, pages=pages, lines=lines,
+                         timings={k: round(v, 4) for k, v in timings.items()})
+
+    def _ocr_pages(self, timings: dict[str, float]) -> Any:
+        def run(images: list[Image], first_page: int) -> list[OcrLine]:
+            t0 = time.perf_counter()
+            lines = [line for i, im in enumerate(images)
+                     for line in self.read_image(im, first_page + i)]
+            timings["ocr"] = timings.get("ocr", 0.0) + time.perf_counter() - t0
+            return lines
+
+        return run
