@@ -44,13 +44,15 @@ def s3(
     import signal
     import time
 
-    from .s3server import ACCESS_KEY, SECRET_KEY, EmbeddedS3
+    from .s3server import EmbeddedS3
 
     server = EmbeddedS3(data, bucket=bucket, port=port).start()
     console.print(f"S3 on [bold]{server.endpoint}[/bold], bucket [bold]{bucket}[/bold], "
-                  f"data in {server.data_dir}")
-    console.print(f"  TALIX_STORE=s3://{bucket}/app TALIX_S3_ENDPOINT={server.endpoint} "
-                  f"TALIX_S3_ACCESS_KEY={ACCESS_KEY} TALIX_S3_SECRET_KEY={SECRET_KEY}")
+                  f"data in {server.data_dir}; its keys are in "
+                  f"{server.data_dir / 'credentials.json'} (mode 0600):")
+    env = server.environment(f"s3://{bucket}/app")
+    console.print("  " + " ".join(f"{k}={v}" for k, v in env.items()), soft_wrap=True,
+                  markup=False, highlight=False)
     stop = False
 
     def _stop(*_: object) -> None:
@@ -107,6 +109,13 @@ def serve_cmd(
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     application = _guard(lambda: serve_deployment(factory, settings=http_settings))
+    import ray
+
+    from .runtime.ray.local import init_local_ray, joins_a_cluster
+
+    if not ray.is_initialized() and not joins_a_cluster({}):
+        # Ray on loopback with token authentication, as every Ray talix-ray starts
+        init_local_ray(_settings(None).data_dir / "ray")
     serve.start(http_options={"host": host, "port": port})
     serve.run(application, name="talix", route_prefix="/")
     console.print(f"serving on [bold]http://{host}:{port}[/bold] (docs at /docs) with Ray "
