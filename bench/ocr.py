@@ -40,6 +40,7 @@ from services.documents import CreateDocument, DocumentAnalyzer, OcrAnalyzer, cr
 from services.documents.receipts import accuracy, generate
 from talix_ray import FileStorage
 from talix_ray.runtime.ray import RayRuntime
+from talix_ray.runtime.ray.local import init_local_ray, token_file, use_local_ray_environment
 
 ROOT = Path(__file__).parent.parent
 SEED_FANOUT = 8_161
@@ -115,6 +116,7 @@ async def node_share(tmp: Path, docs: list[Any]) -> dict[str, int]:
 
     folder = tmp / "nodes"
     folder.mkdir()
+    use_local_ray_environment(token_file(tmp / "cluster-token"))  # loopback, its own token
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "include_dashboard": False,
         "_system_config": {"health_check_period_ms": 500,
@@ -142,9 +144,9 @@ async def main_async(quick: bool) -> None:
     docs = list(generate(n_fanout, SEED_FANOUT, expense_share=1.0))
     with tempfile.TemporaryDirectory(prefix="talix-bench-ocr-") as d:
         tmp = Path(d)
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT),
-                                           "RAY_USAGE_STATS_ENABLED": "0"}})
+        init_local_ray(tmp / "ray", num_cpus=2, log_to_driver=False,
+                       runtime_env={"env_vars": {"PYTHONPATH": str(ROOT),
+                                                 "RAY_USAGE_STATS_ENABLED": "0"}})
         try:
             ray_times, loop_times = await fanout(tmp, docs, rounds)
         finally:
