@@ -59,6 +59,21 @@ class Settings(BaseSettings):
                                description="seconds a view runner gathers events per commit")
     view_batch_events: int = Field(50_000, ge=1, description="most events per view commit")
     data_dir: Path = Field(Path(".talix"), description="local data: embedded S3, Ray token")
+    download_allow: list[str] = Field(default_factory=list, max_length=64, description=(
+        "networks the URL downloader may reach although they are not public, as a JSON list "
+        "(TALIX_DOWNLOAD_ALLOW='[\"127.0.0.1/32\"]' for a local file server in development)"))
+
+    @field_validator("download_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        from .model.errors import TalixError
+        from .shared.netpolicy import AddressPolicy
+
+        try:
+            AddressPolicy.of(value)  # a clear error now, not at the first download
+        except TalixError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     def store_options(self) -> dict[str, Any]:
         """Keyword arguments for ``open_store(self.store, ...)`` (S3 options for S3 only)."""
