@@ -494,3 +494,25 @@ async def test_stopping_a_runtime_cancels_running_actions_without_dead_letters(t
     async with LocalRuntime(ObjectStoreJournal(store, own_store=False), dispatch=False
                             ).add(svc).create() as again:
         assert await again.deadletters() == []
+
+
+async def test_actions_pending_at_start_run_once_the_runtime_takes_calls(tmp_path, caplog):
+    """Events written while no dispatcher ran: the next runtime's dispatcher starts only once
+    the runtime accepts calls. Its first actions used to fail with 'the runtime is not
+    started' (the dispatcher ran inside start()) and ran again after a backoff."""
+    from talix_ray.objectstore import LocalObjectStore
+
+    store = LocalObjectStore(tmp_path / "log")
+    async with LocalRuntime(ObjectStoreJournal(store, partitions=4, own_store=False),
+                            dispatch=False, views=False, timers=False
+                            ).add(domain.service).create() as rt:
+        await asyncio.gather(*(rt.run(domain.add, f"s{i}", domain.Add(amount=1))
+                               for i in range(200)))
+    async with LocalRuntime(ObjectStoreJournal(store, partitions=4, own_store=False),
+                            views=False, timers=False, poll_interval=0.05, max_concurrency=64
+                            ).add(domain.service).create() as rt:
+        await rt.settle(60)
+        entries = [e for i in range(200) for e in await rt.load_state(domain.ledger, f"s{i}")]
+        assert len(entries) == 200
+    failures = [r.getMessage() for r in caplog.records if "failed (attempt" in r.getMessage()]
+    assert failures == []

@@ -91,6 +91,10 @@ class LocalRuntime(Runtime):
                                 max_active=self._max_active,
                                 remember_commands=self._remember_commands,
                                 snapshot_every=self.snapshot_every)
+        await self._start_views()
+
+    async def _start_consumers(self) -> None:
+        assert self.app is not None
         if self._dispatch_enabled and self.app.has_log_consumers:
             self._dispatcher = Dispatcher(self._journal, self.app.route, self.execute_triggered,
                                           max_concurrency=self._max_concurrency,
@@ -99,7 +103,6 @@ class LocalRuntime(Runtime):
         if self._timers_enabled:
             for action in self.app.timer_actions.values():
                 self._background.append(asyncio.create_task(self.timer_loop(action)))
-        await self._start_views()
 
     def _view_location(self) -> Any:
         from ..views import ViewLocation

@@ -184,6 +184,11 @@ class Runtime(ABC):
         if not self._started:
             await self._start()
             self._started = True
+            try:  # consumers run actions, which call this runtime: only once it takes calls
+                await self._start_consumers()
+            except BaseException:
+                await self.stop()
+                raise
         return self
 
     async def stop(self) -> None:
@@ -213,6 +218,12 @@ class Runtime(ABC):
 
     @abstractmethod
     async def _stop(self) -> None: ...
+
+    async def _start_consumers(self) -> None:
+        """Start what consumes the log and the clock (dispatcher, timers): after ``_start``,
+        when the runtime already accepts calls. None by default (the RayRuntime's consumers
+        are actors with runtimes of their own)."""
+        return None
 
     def _require_started(self) -> App:
         if not self._started or self.app is None:
