@@ -109,6 +109,8 @@ class RayRuntime(Runtime):
         if rt is None:
             from .router import Router
 
+            observe_as(spec.app)
+
             rt = cls.__new__(cls)
             Runtime.__init__(rt)
             rt.__dict__.update(store_url=spec.store_url, store_options=spec.store_options,
@@ -298,6 +300,15 @@ class RayRuntime(Runtime):
         assert self.spec is not None
         return sum([await self.router.shard_call(p, "passivate_all")
                     for p in range(self.spec.shards)])
+
+
+def observe_as(app: str) -> None:
+    """Label this process's metrics and log records with ``app``; JSON logs if asked."""
+    from ...observability import logs, metrics
+
+    metrics.set_app(app)
+    logs.set_app(app)
+    logs.configure()
 
 
 def kill_actors(spec: AppSpec) -> int:
