@@ -15,7 +15,10 @@ def build_runtime(settings: Settings | None = None, *, ray: bool = False,
                   download_allow: Sequence[str] = ()) -> Runtime:
     """The example on the LocalRuntime (or the RayRuntime), storage from ``TALIX_*``.
     ``download_allow``: networks the URL downloader may reach although they are not public
-    (``["127.0.0.1/32"]`` for a local file server in development)."""
+    (``["127.0.0.1/32"]`` for a local file server in development; default
+    ``TALIX_DOWNLOAD_ALLOW``)."""
+    settings = settings or Settings()
+    allow = list(download_allow) or settings.download_allow
     if ray:
         from talix_ray import RayRuntime
 
@@ -25,7 +28,7 @@ def build_runtime(settings: Settings | None = None, *, ray: bool = False,
         runtime = LocalRuntime.from_settings(settings)
     return (runtime
             .register(DocumentAnalyzer, OcrAnalyzer())  # RapidOCR; text/plain as is
-            .register(Downloader, Downloader(allow=download_allow))
+            .register(Downloader, Downloader(allow=allow))
             .add(documents.service, expenses.service)
             .create())
 
