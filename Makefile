@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/talix dev --ray
+	$(BIN)/talix dev
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -28,6 +28,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/ray_entities.py --quick
 	$(BIN)/python bench/views.py --quick
 	$(BIN)/python bench/http.py --quick
+	$(BIN)/python bench/actions.py --quick
+	$(BIN)/python bench/ocr.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -12,13 +12,16 @@ from .documents import DocumentAnalyzer, OcrAnalyzer
 
 
 def build_runtime(settings: Settings | None = None, *, ray: bool = False,
-                  download_allow: Sequence[str] = ()) -> Runtime:
+                  download_allow: Sequence[str] | None = None,
+                  analyzer: DocumentAnalyzer | None = None) -> Runtime:
     """The example on the LocalRuntime (or the RayRuntime), storage from ``TALIX_*``.
     ``download_allow``: networks the URL downloader may reach although they are not public
-    (``["127.0.0.1/32"]`` for a local file server in development; default
-    ``TALIX_DOWNLOAD_ALLOW``)."""
+    (``["127.0.0.1/32"]`` for a local file server in development; default: the settings'
+    ``download_allow``, ``TALIX_DOWNLOAD_ALLOW``). ``analyzer``: how documents are read
+    (default: RapidOCR, plain text as is)."""
     settings = settings or Settings()
-    allow = list(download_allow) or settings.download_allow
+    if download_allow is None:
+        download_allow = settings.download_allow
     if ray:
         from talix_ray import RayRuntime
 
@@ -27,8 +30,8 @@ def build_runtime(settings: Settings | None = None, *, ray: bool = False,
     else:
         runtime = LocalRuntime.from_settings(settings)
     return (runtime
-            .register(DocumentAnalyzer, OcrAnalyzer())  # RapidOCR; text/plain as is
-            .register(Downloader, Downloader(allow=allow))
+            .register(DocumentAnalyzer, analyzer or OcrAnalyzer())
+            .register(Downloader, Downloader(allow=download_allow))
             .add(documents.service, expenses.service)
             .create())
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from .journal import WriterPolicy
@@ -59,9 +59,21 @@ class Settings(BaseSettings):
                                description="seconds a view runner gathers events per commit")
     view_batch_events: int = Field(50_000, ge=1, description="most events per view commit")
     data_dir: Path = Field(Path(".talix"), description="local data: embedded S3, Ray token")
-    download_allow: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
-        "networks the URL downloader may reach although they are not public, comma-separated "
-        "(e.g. 127.0.0.1/32 for a file server on this machine in development)"))
+    download_allow: list[str] = Field(default_factory=list, max_length=64, description=(
+        "networks the URL downloader may reach although they are not public, as a JSON list "
+        "(TALIX_DOWNLOAD_ALLOW='[\"127.0.0.1/32\"]' for a local file server in development)"))
+
+    @field_validator("download_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        from .model.errors import TalixError
+        from .shared.netpolicy import AddressPolicy
+
+        try:
+            AddressPolicy.of(value)  # a clear error now, not at the first download
+        except TalixError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     def store_options(self) -> dict[str, Any]:
         """Keyword arguments for ``open_store(self.store, ...)`` (S3 options for S3 only)."""
@@ -83,25 +95,6 @@ class Settings(BaseSettings):
     def view_options(self) -> dict[str, Any]:
         """Options for the view runners."""
         return {"linger": self.view_linger, "batch_events": self.view_batch_events}
-
-    @field_validator("download_allow", mode="before")
-    @classmethod
-    def _networks(cls, v: object) -> object:
-        if isinstance(v, str):  # TALIX_DOWNLOAD_ALLOW=127.0.0.1/32,::1/128
-            return [x.strip() for x in v.split(",") if x.strip()]
-        return v
-
-    @field_validator("download_allow")
-    @classmethod
-    def _valid_networks(cls, v: list[str]) -> list[str]:
-        from .model.errors import ConfigurationError
-        from .shared.netpolicy import AddressPolicy
-
-        try:
-            AddressPolicy.of(v)  # a clear error now, not in the first download
-        except ConfigurationError as exc:
-            raise ValueError(str(exc)) from None
-        return v
 
     @field_validator("store")
     @classmethod

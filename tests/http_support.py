@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -74,3 +76,30 @@ def serving(app: Any) -> Iterator[str]:
 def run_on(loop: asyncio.AbstractEventLoop, coro: Any, timeout: float = 30) -> Any:
     """Run a coroutine on the server's loop (to inspect its runtime) from the test thread."""
     return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+
+def app_env(s3_server, app: str) -> dict[str, str]:
+    """What a replica needs in its environment: store, credentials, HTTP settings."""
+    opts = s3_server.store_options()
+    return {
+        "TALIX_STORE": f"s3://{s3_server.bucket}/serve-{uuid.uuid4().hex[:10]}",
+        "TALIX_APP": app, "TALIX_PARTITIONS": "2",
+        "TALIX_S3_ENDPOINT": str(opts["endpoint_url"]), "TALIX_S3_REGION": "us-east-1",
+        "TALIX_S3_ACCESS_KEY": str(opts["access_key"]),
+        "TALIX_S3_SECRET_KEY": opts["secret_key"].get_secret_value(),
+        "TALIX_API_KEYS": json.dumps([
+            {"name": "admin", "hash": hash_key(ADMIN_KEY), "scopes": ["*"]},
+            {"name": "reader", "hash": hash_key(READER_KEY), "scopes": []}]),
+        "TALIX_JWT_SECRET": JWT_SECRET, "TALIX_JWT_AUDIENCE": AUDIENCE,
+        "TALIX_JWT_ISSUER": ISSUER, "TALIX_HTTP_TIMEOUT": "5",
+    }
+
+
+def kill_app_actors(app: str) -> None:
+    """Kill the named actors of the application `app` (replicas leave them running)."""
+    import ray
+
+    for entry in ray.util.list_named_actors(all_namespaces=True):
+        if entry["name"].startswith(f"talix:{app}:"):
+            ray.kill(ray.get_actor(entry["name"], namespace=entry["namespace"]),
+                     no_restart=True)

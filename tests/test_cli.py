@@ -1,4 +1,4 @@
-"""The command line: the main job end to end, as `make dev` runs it."""
+"""The command line against seeded stores (the main job, `talix dev`, is in test_showcase)."""
 
 from __future__ import annotations
 
@@ -15,28 +15,6 @@ def talix(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
                           env={"PATH": str(Path(sys.executable).parent), "COLUMNS": "200",
                                "PYTHONPATH": str(ROOT),
                                "RAY_USAGE_STATS_ENABLED": "0"})
-
-
-def test_dev_runs_the_example_on_a_file_store_and_keeps_it(tmp_path):
-    store = f"file://{tmp_path}/events"
-    first = talix("dev", "--store", store)
-    assert first.returncode == 0, first.stderr
-    assert "Blue Bottle Coffee" in first.stdout and "44.00 GBP" in first.stdout
-    assert "4 document(s)" in first.stdout
-    assert "the expenses view" in first.stdout
-    second = talix("dev", "--store", store)
-    assert second.returncode == 0 and "8 document(s)" in second.stdout
-    view_line = next(x for x in second.stdout.splitlines() if "88.00 GBP" in x)
-    assert view_line.split("│")[-2].strip() == "2"  # both runs' taxi receipts, in the view
-    assert list((tmp_path / "events" / "files").iterdir())  # the uploads, as objects
-
-
-def test_dev_reports_bad_options(tmp_path):
-    r = talix("dev", "--store", "ftp://x")
-    assert r.returncode == 2 and "memory://, file:///path or s3://" in r.stdout
-    assert "Traceback" not in r.stdout + r.stderr
-    r = talix("dev", "--samples", str(tmp_path))
-    assert r.returncode == 2 and "no sample documents" in r.stdout
 
 
 async def test_deadletters_list_and_retry(tmp_path):

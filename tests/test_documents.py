@@ -260,3 +260,33 @@ async def test_the_downloader_refuses_internal_targets(file_server):
                 "file:///etc/passwd", "ftp://example.com/x", "gopher://x"]:
         with pytest.raises(ValidationError, match=r"^URL not allowed$"):
             await strict.check_url(url)
+
+
+def test_a_multipart_upload_is_checked_before_it_is_stored():
+    """`POST /documents`: the client's name sanitized, its type checked (or guessed from the
+    name), an empty or mistyped file refused with nothing stored."""
+    from services import documents as docs
+    from services.documents.actions import upload_document
+    from talix_ray import FileStorage, IdGenerator, MemoryFileStorage, UploadedFile
+
+    files = MemoryFileStorage()
+    kit = (Testkit(docs.service).register(FileStorage, files)
+           .register(IdGenerator, SequentialIds("doc")))
+    try:
+        with pytest.raises(ValidationError, match="empty"):
+            kit.call(upload_document, {"file": UploadedFile(content=b"", filename="a.png",
+                                                            content_type="image/png")})
+        with pytest.raises(ValidationError, match="content_type"):
+            kit.call(upload_document, {"file": UploadedFile(
+                content=b"x", filename="a.png", content_type="image/png\r\nX-Evil: 1")})
+        assert files._files == {}
+        assert kit._run(kit.runtime.list_aggregate_ids(documents)).ids == []
+        out = kit.call(upload_document, {"file": UploadedFile(
+            content=b"Blue Bottle\nTotal 8.00 EUR", filename="../../etc/\u202ereceipt.txt",
+            content_type="application/octet-stream")})
+        doc = kit.state(documents, out.document_id)
+        assert "/" not in doc.name and "\u202e" not in doc.name and doc.name.endswith(".txt")
+        assert doc.content_type == "text/plain"  # guessed from the name
+        assert list(files._files.values()) == [b"Blue Bottle\nTotal 8.00 EUR"]
+    finally:
+        kit.close()

@@ -515,3 +515,23 @@ async def test_check_url_connects_to_nothing(servers, no_secret_leaves):
     await dl.check_url(f"{servers.base}/file.txt")
     with pytest.raises(UrlNotAllowed):
         await dl.check_url(f"http://127.0.0.1:{servers.port}/secret")
+
+
+def test_download_allow_comes_from_the_settings_and_is_checked_there(monkeypatch):
+    """TALIX_DOWNLOAD_ALLOW (what Serve replicas read) is a JSON list of networks; a bad entry
+    is refused when the settings load, not at the first download."""
+    from pydantic import ValidationError as SettingsError
+
+    from services.app import build_runtime
+    from talix_ray.settings import Settings
+
+    monkeypatch.setenv("TALIX_DOWNLOAD_ALLOW", '["127.0.0.1/32", "::1"]')
+    settings = Settings()
+    assert settings.download_allow == ["127.0.0.1/32", "::1"]
+    runtime = build_runtime(settings)
+    allowed = runtime.registry.get(Downloader).policy.allow  # type: ignore[union-attr]
+    assert {str(n) for n in allowed} == {"127.0.0.1/32", "::1/128"}
+    for bad in ('["10.0.0.1/8"]', '["example.com"]', '"127.0.0.1/32"'):
+        monkeypatch.setenv("TALIX_DOWNLOAD_ALLOW", bad)
+        with pytest.raises(SettingsError, match="download_allow"):
+            Settings()

@@ -454,3 +454,18 @@ def test_rs256_es256_and_jwks_tokens(tmp_path):
                                  headers={"kid": "k2"})
         assert c.get("/search", headers={"Authorization": f"Bearer {wrong_kid}"}
                      ).status_code == 401
+
+
+def test_the_jwt_secret_is_redacted_once_the_server_knows_it():
+    """A traceback kept in a dead letter or a log line never shows the HMAC secret."""
+    import secrets as random
+
+    from pydantic import SecretStr
+
+    from talix_ray.secrets import redact
+    from talix_ray.serve.auth import Authenticator
+
+    secret = random.token_urlsafe(40)
+    assert secret in redact(f"failed with {secret}")  # unknown so far
+    Authenticator(settings(jwt_secret=SecretStr(secret)))
+    assert secret not in redact(f"failed with {secret}")

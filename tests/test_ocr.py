@@ -391,3 +391,19 @@ def test_a_retried_analysis_reads_the_file_once_and_creates_one_expense():
         assert kit.deadletters() == []
     finally:
         kit.close()
+
+
+def test_accuracy_parts_merge_into_the_whole():
+    """The benchmark shares accuracy between processes: the parts' merge is the whole run."""
+    from services.documents.receipts import AccuracyReport, accuracy
+
+    whole = accuracy(4, 31337)
+    parts = [accuracy(4, 31337, part=(i, 2)) for i in range(2)]
+    merged = AccuracyReport.merge(parts)
+    assert [p.documents for p in parts] == [2, 2]
+    assert (merged.documents, merged.expenses, merged.pages) == \
+        (whole.documents, whole.expenses, whole.pages)
+    assert merged.field_accuracy == whole.field_accuracy
+    assert merged.by_field == whole.by_field and sorted(merged.misses) == sorted(whole.misses)
+    with pytest.raises(ValueError, match="part"):
+        accuracy(4, 31337, part=(2, 2))

@@ -4,7 +4,6 @@ HTTP on loopback, with the log on the embedded S3 server."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -15,38 +14,12 @@ import httpx
 import pytest
 import yaml
 
-from talix_ray.serve import hash_key, serve_deployment
+from talix_ray.serve import serve_deployment
 
-from .http_support import ADMIN_KEY, AUDIENCE, ISSUER, JWT_SECRET, READER_KEY, token
+from .http_support import ADMIN_KEY, READER_KEY, app_env, kill_app_actors, token
 
 ROOT = Path(__file__).parent.parent
 ADMIN = {"X-API-Key": ADMIN_KEY}
-
-
-def app_env(s3_server, app: str) -> dict[str, str]:
-    """What a replica needs in its environment: store, credentials, HTTP settings."""
-    opts = s3_server.store_options()
-    return {
-        "TALIX_STORE": f"s3://{s3_server.bucket}/serve-{uuid.uuid4().hex[:10]}",
-        "TALIX_APP": app, "TALIX_PARTITIONS": "2",
-        "TALIX_S3_ENDPOINT": str(opts["endpoint_url"]), "TALIX_S3_REGION": "us-east-1",
-        "TALIX_S3_ACCESS_KEY": str(opts["access_key"]),
-        "TALIX_S3_SECRET_KEY": opts["secret_key"].get_secret_value(),
-        "TALIX_API_KEYS": json.dumps([
-            {"name": "admin", "hash": hash_key(ADMIN_KEY), "scopes": ["*"]},
-            {"name": "reader", "hash": hash_key(READER_KEY), "scopes": []}]),
-        "TALIX_JWT_SECRET": JWT_SECRET, "TALIX_JWT_AUDIENCE": AUDIENCE,
-        "TALIX_JWT_ISSUER": ISSUER, "TALIX_HTTP_TIMEOUT": "5",
-    }
-
-
-def kill_app_actors(app: str) -> None:
-    import ray
-
-    for entry in ray.util.list_named_actors(all_namespaces=True):
-        if entry["name"].startswith(f"talix:{app}:"):
-            ray.kill(ray.get_actor(entry["name"], namespace=entry["namespace"]),
-                     no_restart=True)
 
 
 @pytest.fixture(scope="module")

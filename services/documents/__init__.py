@@ -2,7 +2,12 @@
 
 from talix_ray import Service
 
-from .actions import analyze_document_on_creation, get_document, upload_document_from_url
+from .actions import (
+    analyze_document_on_creation,
+    get_document,
+    upload_document,
+    upload_document_from_url,
+)
 from .analysis import Analysis, DocumentAnalyzer, OcrAnalyzer, TextAnalyzer
 from .model import (
     CreateDocument,
@@ -24,7 +29,8 @@ from .model import (
 from .views import document_rows
 
 service = Service("documents", stores=[documents],
-                  actions=[upload_document_from_url, analyze_document_on_creation],
+                  actions=[upload_document, upload_document_from_url,
+                           analyze_document_on_creation],
                   queries=[get_document], projections=[document_rows])
 
 __all__ = [
@@ -49,4 +55,6 @@ __all__ = [
     "record_analysis",
     "record_analysis_failure",
     "service",
+    "upload_document",
+    "upload_document_from_url",
 ]

@@ -1,8 +1,9 @@
-"""The documents service's actions: upload from a URL, analyze on creation."""
+"""The documents service's actions: upload (a file or a URL), analyze on creation."""
 
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 import os
 
 from pydantic import BaseModel, HttpUrl
@@ -15,12 +16,14 @@ from talix_ray import (
     FileStorage,
     IdGenerator,
     NotFound,
+    UploadedFile,
     ValidationError,
     action,
     http,
     on_event,
     query,
 )
+from talix_ray.shared import safe_file_name
 
 from ..expenses import create_expense
 from .analysis import Analysis, DocumentAnalyzer, UnreadableDocument
@@ -46,18 +49,42 @@ class Uploaded(BaseModel):
     document_id: str
 
 
-@action(http.post("/documents/upload-from-url"))
-async def upload_document_from_url(input: UploadFromUrl, ctx: Context) -> Uploaded:
-    file = await ctx.get(Downloader).fetch(input.url)  # SSRF-safe, size- and time-limited
+class Upload(BaseModel):
+    file: UploadedFile
+
+
+async def _store(ctx: Context, content: bytes, name: str | None, content_type: str,
+                 what: str, source_url: str | None = None) -> Uploaded:
+    """Check what the file says, then store it and create its document."""
+    if not content:
+        raise ValidationError(f"the {what} is empty")
     try:  # checked before anything is stored: a refused file leaves nothing behind
-        info = FileInfo(name=file.name, content_type=file.content_type)
+        info = FileInfo(name=name, content_type=content_type)
     except PydanticValidationError as exc:
-        raise ValidationError.from_pydantic("downloaded file", exc) from None
-    key = await ctx.get(FileStorage).put(file.content, info.content_type)
+        raise ValidationError.from_pydantic(what, exc) from None
+    key = await ctx.get(FileStorage).put(content, info.content_type)
     document_id = ctx.get(IdGenerator).new()
     await ctx.run(create_document, document_id,
-                  CreateDocument(key=key, **info.model_dump(), source_url=str(input.url)))
+                  CreateDocument(key=key, **info.model_dump(), source_url=source_url))
     return Uploaded(document_id=document_id)
+
+
+@action(http.post("/documents/upload-from-url"))
+async def upload_document_from_url(input: UploadFromUrl, ctx: Context) -> Uploaded:
+    """Fetch a document from a public URL and create it; its analysis follows."""
+    file = await ctx.get(Downloader).fetch(input.url)  # SSRF-safe, size- and time-limited
+    return await _store(ctx, file.content, file.name, file.content_type, "downloaded file",
+                        source_url=str(input.url))
+
+
+@action(http.post("/documents"))
+async def upload_document(input: Upload, ctx: Context) -> Uploaded:
+    """Upload a document (``multipart/form-data``, part ``file``); its analysis follows."""
+    content_type = input.file.content_type.split(";")[0].strip().lower()
+    if content_type == "application/octet-stream" and input.file.filename:
+        content_type = mimetypes.guess_type(input.file.filename)[0] or content_type
+    name = safe_file_name(input.file.filename)  # a client's name is one safe component
+    return await _store(ctx, input.file.content, name, content_type, "uploaded file")
 
 
 async def _read_document(analyzer: DocumentAnalyzer, key: str, content_type: str,

@@ -374,7 +374,8 @@ _NOT_VENDOR = re.compile(
     r"vat|mwst|tva|uid|che-|store\s*#|table|server|cashier|order|bill\s*to|no\.|street|"
     r"road|avenue|strasse|rue|via|quai|square|kingsway|thank)(?![a-z])|@|\d{3,}|welcome|"
     r"thank\s*you", re.I)  # OCR glues words: "Welcometo"
-_ADDRESS = re.compile(r"^\d{1,5}\s?[A-Za-z]|\b\d{4,5}\s?[A-Z][a-z]+$")  # "30 Main Street"
+_ADDRESS = re.compile(r"^\d{1,5}\s?[A-Za-z]|\b\d{4,5}\s?[A-Z][a-z]+$"  # "30 Main St", "8001 Zürich"
+                      r"|\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}$")  # a UK postcode: "York E3 9EL"
 _DUE = re.compile(r"due\s*date|date\s*of\s*birth|valid|expir|birth|payable\s*by", re.I)
 _DATE_LABEL = re.compile(r"(?<![a-z])(date|datum|dated|issued|invoice\s*date)(?![a-z])", re.I)
 

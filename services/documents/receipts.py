@@ -742,6 +742,24 @@ class AccuracyReport(BaseModel):
     s_per_page: float
     misses: list[str]
 
+    @classmethod
+    def merge(cls, parts: list[AccuracyReport]) -> AccuracyReport:
+        """One report of the parts read by several processes (``accuracy(part=...)``)."""
+        n = sum(p.documents for p in parts)
+        pages = sum(p.pages for p in parts)
+        seconds = sum(p.seconds for p in parts)
+
+        def mean(get: Any) -> float:
+            return round(sum(get(p) * p.documents for p in parts) / max(n, 1), 4)
+
+        return cls(documents=n, expenses=sum(p.expenses for p in parts),
+                   field_accuracy=mean(lambda p: p.field_accuracy),
+                   is_expense_accuracy=mean(lambda p: p.is_expense_accuracy),
+                   by_field={k: mean(lambda p, k=k: p.by_field[k]) for k in parts[0].by_field},
+                   pages=pages, seconds=round(seconds, 2),
+                   s_per_page=round(seconds / max(pages, 1), 3),
+                   misses=[m for p in parts for m in p.misses])
+
 
 def score(truth: GroundTruth, fields: Any) -> dict[str, bool]:
     """Whether each of vendor, date, total and currency was found right. For a document that
@@ -757,11 +775,16 @@ def score(truth: GroundTruth, fields: Any) -> dict[str, bool]:
             "currency": fields.currency.value == truth.currency}
 
 
-def accuracy(n: int = 100, seed: int = 4242, engine: OcrEngine | None = None
-             ) -> AccuracyReport:
+def accuracy(n: int = 100, seed: int = 4242, engine: OcrEngine | None = None, *,
+             part: tuple[int, int] = (0, 1)) -> AccuracyReport:
     """Generate ``n`` documents from ``seed``, read them with ``engine`` (RapidOCR by default)
     and extract their fields. ``field_accuracy`` is the share of right (document, field)
-    pairs over vendor, date, total and currency (see :func:`score`)."""
+    pairs over vendor, date, total and currency (see :func:`score`). ``part=(i, k)`` reads
+    only every k-th document from the i-th (to share the work between processes; merge the
+    parts with :meth:`AccuracyReport.merge`)."""
+    index, parts = part
+    if not 0 <= index < parts:
+        raise ValueError(f"part {part}: expected (i, k) with 0 <= i < k")
     from talix_ray.ocr import get_engine
 
     from .extraction import extract_fields
@@ -771,7 +794,11 @@ def accuracy(n: int = 100, seed: int = 4242, engine: OcrEngine | None = None
     kind_right = pages = expenses = 0
     misses: list[str] = []
     seconds = 0.0
-    for doc in generate(n, seed):
+    total, n = n, 0
+    for i, doc in enumerate(generate(total, seed)):
+        if i % parts != index:
+            continue
+        n += 1
         started = time.perf_counter()
         result = engine.read(doc.content, doc.content_type)
         seconds += time.perf_counter() - started

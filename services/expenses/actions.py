@@ -78,5 +78,5 @@ limit $limit
 @query(http.get("/expenses"))
 async def list_expenses(input: ExpenseFilter, ctx: Context) -> ExpenseList:
     """Expenses from the ``expenses`` view, newest first (filters bound, never pasted)."""
-    rows = ctx.views.open("expenses").sql(_LIST, params=input.model_dump()).arrow()
+    rows = ctx.views.open("expenses").sql(_LIST, params=input.model_dump()).to_arrow_table()
     return ExpenseList(items=[ExpenseRow.model_validate(r) for r in rows.to_pylist()])

@@ -108,7 +108,7 @@ def views_show(
         import duckdb
 
         try:
-            return view, view.sql(query).fetch_arrow_table().slice(0, limit)
+            return view, view.sql(query).to_arrow_table().slice(0, limit)
         except duckdb.Error as exc:  # DuckDB's own message names the problem
             raise ValueError(f"the query failed: {exc}") from exc
 

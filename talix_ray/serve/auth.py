@@ -19,6 +19,7 @@ import jwt
 
 from ..model.errors import Forbidden, Unauthenticated
 from ..model.principal import Principal
+from ..secrets import remember
 from .settings import HttpSettings, hash_key
 
 log = logging.getLogger("talix.http")
@@ -49,6 +50,7 @@ class Authenticator:
         self._keys = {k.hash: k for k in settings.api_keys}
         self._settings = settings
         self._hmac_key = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+        remember(settings.jwt_secret)  # redacted from dead letters and logged errors
         self._public_key = _read_public_key(settings.jwt_public_key)
         self._jwks = _read_jwks(settings.jwt_jwks_file)
         algs = settings.jwt_algorithms

@@ -92,7 +92,7 @@ class View:
 
     def sql(self, query: str, params: dict[str, Any] | list[Any] | None = None) -> Any:
         """Run DuckDB SQL where the view is a table named after it; a DuckDB relation
-        (``.df()``, ``.pl()``, ``.arrow()``, ``.fetchall()``). Values go in ``params``
+        (``.df()``, ``.pl()``, ``.to_arrow_table()``, ``.fetchall()``). Values go in ``params``
         (``$name`` or ``?`` in the query), never pasted into it."""
         return connect_views([self]).sql(query, params=params)
 
