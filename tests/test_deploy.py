@@ -204,7 +204,7 @@ def test_ray_start_cluster_talix_deploy_serve_deploy_uploads_and_expenses(s3_ser
         deploy_env = {**base_env, "PYTHONPATH": str(ROOT), "TALIX_APP": app,
                       "TALIX_PARTITIONS": "1", "TALIX_S3_ENDPOINT": s3_server.endpoint,
                       "TALIX_S3_REGION": "us-east-1", "TALIX_API_KEYS_FILE": str(keys_file),
-                      "TALIX_DOWNLOAD_ALLOW": "127.0.0.1/32", "TALIX_VIEW_LINGER": "0.2",
+                      "TALIX_DOWNLOAD_ALLOW": '["127.0.0.1/32"]', "TALIX_VIEW_LINGER": "0.2",
                       **secrets}
         built = subprocess.run([str(BIN / "talix"), "deploy", "-o", str(config), "--store",
                                 store, "--host", "127.0.0.1", "--port", str(http_port),
