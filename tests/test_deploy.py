@@ -101,7 +101,8 @@ class Node:
         return []
 
     def stop(self, spawned: list[psutil.Process]) -> list[psutil.Process]:
-        """SIGTERM (what `ray stop` sends); returns what is still alive after the grace."""
+        """SIGTERM (what `ray stop` sends) to `ray start --block`, which stops what it
+        spawned; returns those of ``spawned`` still alive after a grace period (then killed)."""
         if self.proc.poll() is None:
             self.proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -180,7 +181,6 @@ def test_ray_start_cluster_talix_deploy_serve_deploy_uploads_and_expenses(s3_ser
     docs = list(generate(2, 1414, expense_share=1.0, formats=("pdf", "png")))
     files = FileServer({d.name: (d.content, d.content_type) for d in docs})
     nodes: list[Node] = []
-    spawned: list[psutil.Process] = []
     started = time.monotonic()
     try:
         nodes.append(Node(["--head", f"--node-ip-address={head_ip}", f"--port={gcs}",
@@ -270,8 +270,7 @@ def test_ray_start_cluster_talix_deploy_serve_deploy_uploads_and_expenses(s3_ser
               f"{time.monotonic() - ready:.1f} s")
     finally:
         files.close()
-        for node in nodes:
-            spawned += node.processes()
-        left = [p for node in reversed(nodes) for p in node.stop(spawned)]
+        owned = [(node, node.processes()) for node in nodes]
+        left = [p for node, procs in reversed(owned) for p in node.stop(procs)]
     assert not left, f"Ray processes left running: {left}"
     assert not leftovers(temp_dir.as_posix())
