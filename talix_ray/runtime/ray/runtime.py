@@ -145,6 +145,7 @@ class RayRuntime(Runtime):
         from .router import Router
 
         assert self.app is not None
+        observe_as(self.app_name)  # this driver's (or Serve replica's) metrics and logs
         if not ray.is_initialized():
             if joins_a_cluster(self.ray_init):  # a cluster's own settings apply
                 ray.init(namespace=self.namespace,
