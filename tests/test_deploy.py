@@ -164,7 +164,8 @@ def test_ray_start_cluster_talix_deploy_serve_deploy_uploads_and_expenses(s3_ser
     base_env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(tmp_path),
                 "RAY_USAGE_STATS_ENABLED": "0",
                 "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path),
-                "RAY_metrics_report_interval_ms": "1000"}
+                "RAY_metrics_report_interval_ms": "1000",
+                "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}  # stop without a drain wait
     # the nodes' environment: where the cluster's secrets live (never in the Serve config)
     node_env = {**base_env, **secrets}
     # two loopback addresses: Ray swaps 127.0.0.1 itself for the machine's external address
@@ -181,6 +182,7 @@ def test_ray_start_cluster_talix_deploy_serve_deploy_uploads_and_expenses(s3_ser
     docs = list(generate(2, 1414, expense_share=1.0, formats=("pdf", "png")))
     files = FileServer({d.name: (d.content, d.content_type) for d in docs})
     nodes: list[Node] = []
+    phases: dict[str, float] = {}
     started = time.monotonic()
     try:
         nodes.append(Node(["--head", f"--node-ip-address={head_ip}", f"--port={gcs}",
@@ -190,6 +192,7 @@ def test_ray_start_cluster_talix_deploy_serve_deploy_uploads_and_expenses(s3_ser
                            *common], node_env, tmp_path / "head.log"))
         dashboard = f"http://{head_ip}:{dash}"
         wait_for("the head node", lambda: dashboard_nodes(dashboard, token), 60)
+        phases = {"head": time.monotonic() - started}
         nodes.append(Node([f"--address={head_ip}:{gcs}", f"--node-ip-address={worker_ip}",
                            f"--metrics-export-port={metrics_ports[1]}", *agent_ports(),
                            *common], node_env, tmp_path / "worker.log"))
@@ -202,6 +205,7 @@ def test_ray_start_cluster_talix_deploy_serve_deploy_uploads_and_expenses(s3_ser
         # talix deploy: the Serve config, built from this environment and options
         config = tmp_path / "serve_config.yaml"
         deploy_env = {**base_env, "PYTHONPATH": str(ROOT), "TALIX_APP": app,
+                      "TALIX_STORE": store,
                       "TALIX_PARTITIONS": "1", "TALIX_S3_ENDPOINT": s3_server.endpoint,
                       "TALIX_S3_REGION": "us-east-1", "TALIX_API_KEYS_FILE": str(keys_file),
                       "TALIX_DOWNLOAD_ALLOW": '["127.0.0.1/32"]', "TALIX_VIEW_LINGER": "0.2",
@@ -225,6 +229,7 @@ def test_ray_start_cluster_talix_deploy_serve_deploy_uploads_and_expenses(s3_ser
         wait_for("the HTTP API", lambda: httpx.get(f"{api}/healthz", timeout=5)
                  .status_code == 200, 150, interval=1)
         ready = time.monotonic()
+        phases["cluster and serve deploy"] = ready - started
 
         auth = {"X-API-Key": key}
         assert httpx.post(f"{api}/documents/upload-from-url", json={"url": files.url},
@@ -254,6 +259,17 @@ def test_ray_start_cluster_talix_deploy_serve_deploy_uploads_and_expenses(s3_ser
         listed = wait_for("the expenses view", expenses_view, 60)
         assert {row["expense_id"] for row in listed} == set(ids)
 
+        # talix status reads where the cluster's store stands (from S3 alone)
+        status = subprocess.run([str(BIN / "talix"), "status", "--json"], env=deploy_env,
+                                cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0, status.stdout + status.stderr
+        state = json.loads(status.stdout)
+        assert len(state["partitions"]) == 1 and state["partitions"][0]["head"] >= 4
+        assert state["partitions"][0]["writer_epoch"] >= 1
+        assert {"dispatcher"} <= {c["name"] for c in state["consumers"] if c["kind"] ==
+                                  "consumer"}
+        assert "expenses" in {c["name"] for c in state["consumers"] if c["kind"] == "view"}
+
         # the talix metrics on Ray's Prometheus endpoints (one per node)
         def scraped() -> str:
             out = "".join(httpx.get(f"http://{ip}:{p}/metrics", timeout=10).text
@@ -266,11 +282,13 @@ def test_ray_start_cluster_talix_deploy_serve_deploy_uploads_and_expenses(s3_ser
         assert sum(uploads) == 2, exposition[:3000]
         assert sum(samples(exposition, "talix_commands_total", app=app, outcome="ok")) >= 4
         assert samples(exposition, "talix_segment_commits_count", app=app)
-        print(f"cluster up in {ready - started:.1f} s; uploads to expenses "
-              f"{time.monotonic() - ready:.1f} s")
+        phases["uploads to expenses, status, metrics"] = time.monotonic() - ready
     finally:
         files.close()
         owned = [(node, node.processes()) for node in nodes]
+        stopping = time.monotonic()
         left = [p for node, procs in reversed(owned) for p in node.stop(procs)]
+        phases["stop"] = time.monotonic() - stopping
+        print(" ".join(f"{k}: {v:.1f} s;" for k, v in phases.items()))
     assert not left, f"Ray processes left running: {left}"
     assert not leftovers(temp_dir.as_posix())
