@@ -175,3 +175,23 @@ def test_deploy_writes_a_serve_config_without_secrets(tmp_path):
     assert type(app).__name__ == "Application"
     with pytest.raises(ValueError):
         build({"factory": "not a factory"})
+
+
+def test_every_command_has_help():
+    from typer.testing import CliRunner
+
+    from talix_ray.cli import app
+
+    runner = CliRunner()
+    commands = [["status"], ["streams"], ["events"], ["deploy"], ["views", "list"],
+                ["views", "show"], ["views", "rebuild"], ["deadletters", "list"],
+                ["deadletters", "retry"], ["serve"], ["apikey", "create"], ["s3"], ["dev"],
+                ["demo"]]
+    for command in commands:
+        r = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+        assert r.exit_code == 0, (command, r.output)
+        assert "Usage:" in r.output and "_OPTION" not in r.output, (command, r.output)
+    for command in (["status"], ["streams"], ["events"], ["views", "list"],
+                    ["deadletters", "list"], ["deploy"]):
+        assert "--json" in runner.invoke(app, [*command, "--help"],
+                                         env={"COLUMNS": "200"}).output, command
