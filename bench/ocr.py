@@ -149,6 +149,8 @@ async def main_async(quick: bool) -> None:
     n_fanout = 16
     rounds = 3 if quick else 5
     n_accuracy = 100 if quick else 200
+    phases: dict[str, float] = {}
+    started = time.perf_counter()
     docs = list(generate(n_fanout, SEED_FANOUT, expense_share=1.0))
     with tempfile.TemporaryDirectory(prefix="talix-bench-ocr-") as d:
         tmp = Path(d)
@@ -159,13 +161,16 @@ async def main_async(quick: bool) -> None:
             ray_times, loop_times = await fanout(tmp, docs, rounds)
         finally:
             ray.shutdown()
+        phases["fanout"] = time.perf_counter() - started
         shares = await node_share(tmp, docs[:8])
+        phases["nodes"] = time.perf_counter() - started - phases["fanout"]
     # accuracy is no timing comparison: two processes share the documents (one ONNX thread
     # each), which halves the wall time; s_per_page comes from the single-process loop above
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(2, mp_context=ctx) as pool:
         report = AccuracyReport.merge(list(pool.map(
             _accuracy_part, [(n_accuracy, SEED_ACCURACY, (i, 2)) for i in range(2)])))
+    phases["accuracy"] = time.perf_counter() - started - phases["fanout"] - phases["nodes"]
     efficiencies = [lt / rt for lt, rt in zip(loop_times, ray_times, strict=True)]
     pages = sum(doc.pages for doc in docs)
     write_results("ocr", {
@@ -188,6 +193,7 @@ async def main_async(quick: bool) -> None:
         "accuracy": report.model_dump(exclude={"misses"}),
         "misses": report.misses[:40],
         "tasks_per_node": shares,
+        "phase_seconds": {k: round(v, 1) for k, v in phases.items()},
         "goals": {"fanout_efficiency": 0.9, "field_accuracy": 0.95},
     }, {"fanout_efficiency": round(statistics.median(efficiencies), 3),
         "field_accuracy": report.field_accuracy,
