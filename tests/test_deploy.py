@@ -21,6 +21,7 @@ import contextlib
 import http.server
 import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -292,3 +293,4 @@ def test_ray_start_cluster_talix_deploy_serve_deploy_uploads_and_expenses(s3_ser
         print(" ".join(f"{k}: {v:.1f} s;" for k, v in phases.items()))
     assert not left, f"Ray processes left running: {left}"
     assert not leftovers(temp_dir.as_posix())
+    shutil.rmtree(temp_dir, ignore_errors=True)  # Ray's logs stay only when the test fails
