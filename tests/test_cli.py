@@ -9,12 +9,13 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 
 
-def talix(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def talix(*args: str, timeout: float = 120,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "talix_ray.cli", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout,
                           env={"PATH": str(Path(sys.executable).parent), "COLUMNS": "200",
                                "PYTHONPATH": str(ROOT),
-                               "RAY_USAGE_STATS_ENABLED": "0"})
+                               "RAY_USAGE_STATS_ENABLED": "0", **(env or {})})
 
 
 async def test_deadletters_list_and_retry(tmp_path):

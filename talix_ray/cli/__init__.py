@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import dev, http, ops  # noqa: F401  (each registers its commands on ``app``)
+from . import deploy, dev, http, ops, status, streams  # noqa: F401  (each registers its commands on ``app``)
 from .common import app
 
 

@@ -55,7 +55,8 @@ def _guard(fn):  # type: ignore[no-untyped-def]
     try:
         return fn()
     except (SettingsError, TalixError, ValueError, ImportError, AttributeError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        message = " ".join(str(exc).split())  # one line, whatever the terminal's width
+        console.print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
         _exit(2)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import typer
 
@@ -15,7 +16,8 @@ app.add_typer(deadletters, name="deadletters")
 
 @deadletters.command("list")
 def deadletters_list(
-    store: str = typer.Option(None, help="the application's store (default: TALIXSTORE_OPTION)"),
+    store: str = STORE_OPTION,
+    json_out: bool = typer.Option(False, "--json", help="print the dead letters as JSON"),
 ) -> None:
     """List the dead letters of the action dispatcher."""
     from rich.table import Table
@@ -31,6 +33,9 @@ def deadletters_list(
             await journal.close()
 
     letters = _guard(lambda: asyncio.run(run()))
+    if json_out:
+        print(json.dumps(letters, default=str))
+        _exit(0)
     table = Table("key", "action", "attempts", "error", title=f"{len(letters)} dead letter(s)")
     for d in letters:
         table.add_row(str(d["key"]), str(d["action"]), str(d["attempts"]), str(d["error"])[:80])
@@ -43,7 +48,7 @@ def deadletters_retry(
     key: str = typer.Argument(..., help="the dead letter's key (see `talix deadletters list`)"),
     app_ref: str = typer.Option("services.app:build_runtime", "--app",
                                 help="module:attribute of the runtime (or a function making it)"),
-    store: str = typer.Option(None, help="the application's store (default: TALIXSTORE_OPTION)"),
+    store: str = STORE_OPTION,
 ) -> None:
     """Run a dead-lettered action again; the letter is removed when it succeeds."""
     from ..model.errors import TalixError
@@ -69,7 +74,10 @@ views_cli = typer.Typer(help="Views: Delta Lake tables projected from the log.",
                         no_args_is_help=True)
 app.add_typer(views_cli, name="views")
 @views_cli.command("list")
-def views_list(store: str = STORE_OPTION) -> None:
+def views_list(
+    store: str = STORE_OPTION,
+    json_out: bool = typer.Option(False, "--json", help="print the views as JSON"),
+) -> None:
     """List the views of a store: table version, rows and lag behind the log."""
     from datetime import UTC, datetime
 
@@ -78,6 +86,9 @@ def views_list(store: str = STORE_OPTION) -> None:
     from ..views import admin
 
     rows = _guard(lambda: asyncio.run(admin.list_views(_settings(store))))
+    if json_out:
+        print(json.dumps(rows, default=str))
+        _exit(0)
     table = Table("view", "version", "rows", "lag (segments)", "last commit", "kind",
                   title=f"{len(rows)} view(s)")
     for r in rows:

@@ -22,6 +22,8 @@ from ..journal.base import Journal
 from ..model.action import Action
 from ..model.errors import Conflict, UnknownEventType, ValidationError
 from ..model.events import StoredEvent
+from ..observability import logs
+from ..observability.metrics import ACTION_RETRIES, ACTION_RUNS, DEADLETTERS, LagTracker
 from ..secrets import redact
 from .steps import NonDeterministicAction
 
@@ -92,6 +94,8 @@ class Dispatcher:
         self._progress = asyncio.Event()
         self.processed = 0
         self.deadlettered = 0
+        self.lag_interval = 2.0  # seconds between updates of the lag gauges
+        self._lag = LagTracker(consumer)
 
     # -- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -102,6 +106,7 @@ class Dispatcher:
             st.checkpoint, st.token = await self.journal.load_checkpoint(self.consumer, p)
             st.read_pos = st.saved = st.checkpoint
             self._tasks.append(asyncio.create_task(self._read_loop(p), name=f"dispatch-{p}"))
+        self._tasks.append(asyncio.create_task(self._observe_lag(), name="dispatch-lag"))
 
     async def stop(self) -> None:
         """Stop reading, cancel running jobs, save checkpoints of what finished."""
@@ -195,12 +200,17 @@ class Dispatcher:
         return sem
 
     async def _run_job(self, job: _Job) -> None:
+        with logs.context(job.record.aggregate_id, event_id=job.record.id):
+            await self._attempts(job)
+
+    async def _attempts(self, job: _Job) -> None:
         retry = job.action.retry
         for attempt in range(1, retry.max_attempts + 1):
             try:
                 fresh = attempt == 1 and job.seq >= self._fresh_from[job.partition]
                 await self.execute(job.action, job.record, attempt, fresh)
                 self.processed += 1
+                ACTION_RUNS.inc(job.action.name, "ok")
                 return
             except asyncio.CancelledError:
                 raise
@@ -209,8 +219,11 @@ class Dispatcher:
                 permanent = isinstance(exc, UnknownEventType | ValidationError |
                                        NonDeterministicAction)
                 if attempt >= retry.max_attempts or permanent:
+                    ACTION_RUNS.inc(job.action.name, "deadlettered")
                     await self._deadletter(job, exc, attempt)
                     return
+                ACTION_RUNS.inc(job.action.name, "failed")
+                ACTION_RETRIES.inc(job.action.name)
                 log.warning("action %s on %s failed (attempt %d/%d): %s", job.action.name,
                             job.record.id, attempt, retry.max_attempts, redact(str(exc)))
                 await self._sleep(retry.delay(attempt))
@@ -235,6 +248,7 @@ class Dispatcher:
                 log.exception("cannot write dead letter %s; retrying", record["key"])
                 await self._sleep(self.poll_interval)
         self.deadlettered += 1
+        DEADLETTERS.inc(job.action.name)
 
     def _finished(self, job: _Job) -> None:
         self._pending -= 1
@@ -257,6 +271,20 @@ class Dispatcher:
         self._progress = asyncio.Event()
 
     # -- observing --------------------------------------------------------------------------
+    def known_lag(self) -> int:
+        """Segments behind the heads this process knows of (no request to storage)."""
+        return sum(max(0, max(self.journal.known_head(p), st.read_pos) - st.checkpoint)
+                   for p, st in enumerate(self._parts))
+
+    async def _observe_lag(self) -> None:
+        """Keep the lag gauges (``talix_consumer_lag_*``) current."""
+        while True:
+            try:
+                self._lag.update(self.known_lag())
+            except Exception:  # a gauge must never stop the dispatcher
+                log.debug("lag gauge not updated", exc_info=True)
+            await asyncio.sleep(self.lag_interval)
+
     async def lag(self) -> int:
         """Segments written but not yet fully processed, over all partitions."""
         total = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
@@ -18,11 +19,15 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from ..journal.base import Commit, Journal, Snapshot
-from ..model.errors import StorageError, ValidationError, VersionConflict
+from ..model.errors import StorageError, TalixError, ValidationError, VersionConflict
 from ..model.events import Event, StoredEvent, timestamp_of
 from ..model.store import Command, CommandResult, EventStore
+from ..observability import logs
+from ..observability.metrics import COMMAND_SECONDS, COMMANDS
 
 log = logging.getLogger("talix.entities")
+# a command's outcome (metrics) by the status of the talix error it raised
+_OUTCOMES = {400: "rejected", 404: "rejected", 409: "conflict", 422: "invalid"}
 ContextFactory = Callable[["Entity", Command[Any, Any], "str | None"], Any]
 
 
@@ -125,18 +130,31 @@ class EntityHost:
         every event the command appends.
         """
         entity = self._checkout(command.store, aggregate_id)
+        token = logs.enter(aggregate_id, command_id)
+        started = time.perf_counter()
+        outcome = "error"
         try:
             await entity.acquire()
             try:
                 if not entity.loaded:
                     await self._load(entity)
-                return await self._decide_and_append(entity, command, input, command_id, meta)
+                result = await self._decide_and_append(entity, command, input, command_id,
+                                                       meta)
+                outcome = "duplicate" if result.duplicate else "ok"
+                return result
             finally:
                 entity.release()
+        except TalixError as exc:
+            outcome = _OUTCOMES.get(exc.status, "error")
+            raise
         finally:
             entity.users -= 1
             if len(self._active) > self.max_active:
                 self._passivate_lru()
+            name = command.store.name
+            COMMANDS.inc(name, outcome)
+            COMMAND_SECONDS.observe(name, value=time.perf_counter() - started)
+            logs.leave(token)
 
     async def _decide_and_append(self, entity: Entity, command: Command[Any, Any], input: Any,
                                  command_id: str | None,

@@ -64,6 +64,10 @@ class LocalRuntime(Runtime):
         s = settings or Settings()
         kw.setdefault("view_options", s.view_options())
         kw.setdefault("remember_commands", s.remember_commands)
+        from ..observability import logs, metrics
+
+        metrics.set_app(s.app)  # the app label of this process's metrics and log records
+        logs.set_app(s.app)
         rt = cls(open_journal(s), max_active=s.max_active, **kw)
         rt.snapshot_every = None if s.store == "memory://" else s.snapshot_every
         return rt

@@ -36,6 +36,7 @@ from ..model.names import check_aggregate_id, check_name
 from ..model.principal import Principal
 from ..model.service import Service
 from ..model.store import Command, CommandResult, EventStore
+from ..observability import logs
 from ..shared import (
     Clock,
     Downloader,
@@ -182,6 +183,7 @@ class Runtime(ABC):
         if self.app is None:
             self.create()
         if not self._started:
+            logs.configure()  # JSON logs when TALIX_LOG_JSON=1
             await self._start()
             self._started = True
             try:  # consumers run actions, which call this runtime: only once it takes calls
@@ -385,7 +387,8 @@ class Runtime(ABC):
                             invocation=invocation_id(action.name, record.id), fresh=fresh)
         inv = Invocation("action", action.name, data, record.aggregate_id, None, record.id,
                          attempt)
-        await call_through(self.middleware, inv, lambda: action(data, ctx))
+        with logs.context(record.aggregate_id, event_id=record.id):
+            await call_through(self.middleware, inv, lambda: action(data, ctx))
 
     # -- reads ------------------------------------------------------------------------------
     @property

@@ -127,6 +127,12 @@ class Journal(ABC):
     async def head(self, partition: int) -> int:
         """The seq of the newest segment of ``partition`` (0 when empty)."""
 
+    def known_head(self, partition: int) -> int:
+        """The newest segment seq of ``partition`` this process knows of without asking
+        storage (its writer's head, hints, what it read); 0 when it knows none. For gauges
+        that must not cost requests."""
+        return 0
+
     @abstractmethod
     async def read_segments(self, partition: int, after_seq: int,
                             limit: int = 100) -> list[Segment]:

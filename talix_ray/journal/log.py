@@ -296,6 +296,10 @@ class ObjectStoreJournal(Journal):
         self._heads[partition] = after
         return after
 
+    def known_head(self, partition: int) -> int:
+        w = self._writers.get(partition)
+        return max(self._heads.get(partition, 0), w.head if w is not None else 0)
+
     async def read_segments(self, partition: int, after_seq: int,
                             limit: int = 100) -> list[Segment]:
         out: list[Segment] = []

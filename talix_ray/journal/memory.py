@@ -98,6 +98,9 @@ class MemoryJournal(Journal):
     async def head(self, partition: int) -> int:
         return len(self._log[partition])
 
+    def known_head(self, partition: int) -> int:
+        return len(self._log[partition])
+
     async def read_segments(self, partition: int, after_seq: int,
                             limit: int = 100) -> list[Segment]:
         out = []

@@ -33,6 +33,7 @@ from typing import Any
 
 from ..model.errors import Fenced, StorageError, VersionConflict
 from ..objectstore import ObjectExists, ObjectNotFound, ObjectStore, PreconditionFailed
+from ..observability.metrics import SEGMENT_BYTES, SEGMENT_COMMITS
 from . import format as fmt
 from .base import Commit, Segment
 from .index import IndexPolicy, IndexReader, PartitionIndex, read_head, with_retries
@@ -293,6 +294,8 @@ class PartitionWriter:
                 self._segment_landed(Segment(self.p, seq, tuple(commits)), len(body))
                 self.segments_written += 1
                 self.commits_written += len(commits)
+                SEGMENT_BYTES.observe(value=len(body))
+                SEGMENT_COMMITS.observe(value=len(commits))
                 return True
             if outcome == "theirs":
                 await self._catch_up()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -20,6 +21,8 @@ from starlette.responses import Response
 from ..engine.calls import CallOutcome
 from ..engine.runtime import Runtime
 from ..model.errors import TalixError
+from ..observability import logs
+from ..observability.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from .auth import Authenticator, check_scopes
 from .problems import (
     PROBLEM,
@@ -87,18 +90,33 @@ def create_app(runtime: Runtime | Callable[[], Runtime],
 
 
 class Guard:
-    """What every generated route does around FastAPI's own handler: request id,
-    authentication and scopes, content type, body limit, timeout, and errors as problems."""
+    """What every generated route does around FastAPI's own handler: request id (in the log
+    context of everything the request runs), authentication and scopes, content type, body
+    limit, timeout, errors as problems, and the ``talix_http_*`` metrics (by route template,
+    method and status)."""
 
     def __init__(self, auth: Authenticator, settings: HttpSettings) -> None:
         self.auth = auth
         self.settings = settings
 
     async def run(self, spec: RouteSpec, request: Request, handler: Handler) -> Response:
+        started = time.perf_counter()
         rid = request.headers.get("x-request-id", "")
         if not _REQUEST_ID.match(rid):
             rid = uuid.uuid4().hex
         request.state.request_id = rid
+        token = logs.enter(request_id=rid)
+        try:
+            response = await self._run(spec, request, handler, rid)
+        finally:
+            logs.leave(token)
+        response.headers["X-Request-Id"] = rid
+        HTTP_REQUESTS.inc(spec.path, spec.method, str(response.status_code))
+        HTTP_SECONDS.observe(spec.path, spec.method, value=time.perf_counter() - started)
+        return response
+
+    async def _run(self, spec: RouteSpec, request: Request, handler: Handler,
+                   rid: str) -> Response:
         timer = asyncio.timeout(self.settings.http_timeout)
         try:
             request.state.principal = None
@@ -133,7 +151,6 @@ class Guard:
                     extra={"request_id": rid})
         except Exception as exc:  # anything else: a generic 500, details in the log only
             response = server_error(exc, rid)
-        response.headers["X-Request-Id"] = rid
         return response
 
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 from ..journal.base import Journal
 from ..model.errors import ConfigurationError, TalixError
 from ..model.events import StoredEvent
+from ..observability.metrics import LagTracker
 from . import delta
 from .fold import Fold, ProjectionError, ProjectionFold, RowCache, StateChanges
 from .location import ViewLocation
@@ -70,6 +71,7 @@ class ViewRunner:
         self._table: Any = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"talix-view-{self.name}")
         self._prefetch: asyncio.Future[Any] | None = None
+        self._lag = LagTracker(f"view:{self.name}")
 
     # -- plumbing -------------------------------------------------------------------------------
     async def _delta(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -237,6 +239,7 @@ class ViewRunner:
         (a failing handler or a changed row model keep the view where it is: see ``error``)."""
         backoff = 0.5
         while True:
+            self._observe_lag()
             try:
                 if self._table is None:
                     self.status = "opening"
@@ -266,6 +269,14 @@ class ViewRunner:
                 self.error = message
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
+
+    def _observe_lag(self) -> None:
+        """Update the lag gauges from the heads this process knows of (no request)."""
+        try:
+            self._lag.update(sum(max(0, self.journal.known_head(p) - self.offsets.get(p, 0))
+                                 for p in range(self.journal.partitions)))
+        except Exception:  # a gauge must never stop the view
+            log.debug("lag gauge of view %s not updated", self.name, exc_info=True)
 
     async def _wait_for_events(self) -> bool:
         waits = [asyncio.ensure_future(self.journal.wait_for_segment(p, s, self.poll_interval))

@@ -115,6 +115,8 @@ class RayRuntime(Runtime):
         if rt is None:
             from .router import Router
 
+            observe_as(spec.app)
+
             rt = cls.__new__(cls)
             Runtime.__init__(rt)
             rt.__dict__.update(store_url=spec.store_url, store_options=spec.store_options,
@@ -143,6 +145,7 @@ class RayRuntime(Runtime):
         from .router import Router
 
         assert self.app is not None
+        observe_as(self.app_name)  # this driver's (or Serve replica's) metrics and logs
         if not ray.is_initialized():
             if joins_a_cluster(self.ray_init):  # a cluster's own settings apply
                 ray.init(namespace=self.namespace,
@@ -306,6 +309,15 @@ class RayRuntime(Runtime):
         assert self.spec is not None
         return sum([await self.router.shard_call(p, "passivate_all")
                     for p in range(self.spec.shards)])
+
+
+def observe_as(app: str) -> None:
+    """Label this process's metrics and log records with ``app``; JSON logs if asked."""
+    from ...observability import logs, metrics
+
+    metrics.set_app(app)
+    logs.set_app(app)
+    logs.configure()
 
 
 def kill_actors(spec: AppSpec) -> int:
