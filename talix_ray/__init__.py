@@ -5,6 +5,7 @@ Write event types, reducers, commands, actions and projections; run them with th
 """
 
 from .engine import Aggregate, Invocation, LocalRuntime, Page, Runtime
+from .engine.steps import NonDeterministicAction
 from .model import (
     Action,
     AlreadyExists,
@@ -73,7 +74,8 @@ __all__ = [
     "CommandResult", "ConfigurationError", "Conflict", "Context", "CorruptObject",
     "DomainError", "DownloadedFile", "Downloader", "Event", "EventStore", "EventType",
     "FileStorage", "FixedClock", "Forbidden", "IdGenerator", "Invocation", "LocalRuntime",
-    "MemoryFileStorage", "NewEvent", "NotFound", "Page", "Principal", "Projection", "Query",
+    "MemoryFileStorage", "NewEvent", "NonDeterministicAction", "NotFound", "Page", "Principal",
+    "Projection", "Query",
     "RayRuntime", "Resources", "Retry", "Runtime", "SequentialIds", "Service", "StorageError",
     "TalixError", "Testkit", "TimerTick", "Unauthenticated", "Unavailable", "UnknownEventType",
     "UploadedFile", "ValidationError", "VersionConflict", "action", "every", "fact_view",
