@@ -6,17 +6,33 @@ import asyncio
 import bisect
 from typing import Any
 
+import orjson
+
 from ..model.errors import Conflict, VersionConflict
 from ..model.events import StoredEvent
 from .base import Commit, Journal, Segment, Snapshot
-from .format import MAX_COMMIT_BYTES, MAX_EVENT_BYTES, check_commit
+from .format import MAX_COMMIT_BYTES, MAX_EVENT_BYTES, decode_events, encode_events, gc_paused
+
+
+class _Stream:
+    """One aggregate's commits, each kept as stored: its events' JSON records."""
+
+    __slots__ = ("commits", "firsts", "version")
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.firsts: list[int] = []  # the first version of each commit, for bisect
+        self.commits: list[tuple[str | None, bytes]] = []  # (command id, events as JSON)
 
 
 class MemoryJournal(Journal):
     """The whole journal in memory; one segment per commit. Lost when the process ends.
 
-    It refuses what the log on object storage would refuse (ids storage keys cannot hold,
-    events or commits above the size limits), so code tested here runs there too.
+    Events are kept encoded, as a store keeps them: every read decodes them into new objects
+    (what a caller does to events it read never reaches the journal), and a payload that does
+    not survive JSON does not survive here either. It refuses what the log on object storage
+    would refuse (ids storage keys cannot hold, events or commits above the size limits), so
+    code tested here runs there too.
     """
 
     def __init__(self, partitions: int = 1, *, max_event_bytes: int = MAX_EVENT_BYTES,
@@ -26,11 +42,11 @@ class MemoryJournal(Journal):
         self.partitions = partitions
         self.max_event_bytes = max_event_bytes
         self.max_commit_bytes = max_commit_bytes
-        self._streams: dict[tuple[str, str], list[StoredEvent]] = {}
+        self._streams: dict[tuple[str, str], _Stream] = {}
         self._ids: dict[str, list[str]] = {}
         self._unsorted: set[str] = set()
-        # a partition's log: (store, aggregate id, first version, event count) per commit
-        self._log: list[list[tuple[str, str, int, int, str | None]]] = [
+        # a partition's log: (store, aggregate id, first version, command id, events) per commit
+        self._log: list[list[tuple[str, str, int, str | None, bytes]]] = [
             [] for _ in range(partitions)]
         self._signals: list[asyncio.Event | None] = [None] * partitions
         self._checkpoints: dict[tuple[str, int], tuple[int, int]] = {}
@@ -38,40 +54,61 @@ class MemoryJournal(Journal):
         self._deadletters: dict[str, dict[str, dict[str, Any]]] = {}
 
     async def append(self, commit: Commit) -> int:
-        check_commit(commit, self.max_event_bytes, self.max_commit_bytes)
+        records = encode_events(commit, self.max_event_bytes, self.max_commit_bytes)
         key = (commit.store, commit.aggregate_id)
         stream = self._streams.get(key)
-        current = len(stream) if stream is not None else 0
+        current = stream.version if stream is not None else 0
         if current != commit.expected_version:
             raise VersionConflict(
                 f"{commit.store}/{commit.aggregate_id} is at version {current}, "
                 f"expected {commit.expected_version}", current_version=current)
+        if not records:
+            # nothing to keep (a real store writes the empty commit, which reads as nothing)
+            p = self.partition_of(commit.store, commit.aggregate_id)
+            return self._log_commit(p, commit, b"[]")
         if stream is None:
-            stream = self._streams[key] = []
+            stream = self._streams[key] = _Stream()
             self._ids.setdefault(commit.store, []).append(commit.aggregate_id)
             self._unsorted.add(commit.store)
-        stream.extend(commit.events)
-        p = self.partition_of(commit.store, commit.aggregate_id)
+        body = b"[" + b",".join(records) + b"]"
+        stream.firsts.append(current + 1)
+        stream.commits.append((commit.command_id, body))
+        stream.version = current + len(records)
+        return self._log_commit(self.partition_of(commit.store, commit.aggregate_id), commit,
+                                body)
+
+    def _log_commit(self, p: int, commit: Commit, body: bytes) -> int:
         log = self._log[p]
         log.append((commit.store, commit.aggregate_id, commit.first_version,
-                    len(commit.events), commit.command_id))
-        seq = len(log)
+                    commit.command_id, body))
         signal = self._signals[p]
         if signal is not None:
             signal.set()
             self._signals[p] = None
-        return seq
+        return len(log)
+
+    def _decode(self, store: str, aggregate_id: str, after_version: int) -> list[StoredEvent]:
+        stream = self._streams.get((store, aggregate_id))
+        if stream is None or after_version >= stream.version:
+            return []
+        after_version = max(after_version, 0)
+        i = bisect.bisect_right(stream.firsts, after_version + 1) - 1
+        out: list[StoredEvent] = []
+        with gc_paused():
+            for first, (cid, body) in zip(stream.firsts[i:], stream.commits[i:], strict=True):
+                out.extend(decode_events(store, aggregate_id, first, orjson.loads(body), cid))
+        skip = after_version + 1 - stream.firsts[i]
+        return out[skip:] if skip else out
 
     async def read_stream(self, store: str, aggregate_id: str, *,
                           after_version: int = 0) -> list[StoredEvent]:
-        stream = self._streams.get((store, aggregate_id), [])
-        return stream[after_version:]
+        return self._decode(store, aggregate_id, after_version)
 
     async def load_aggregate(self, store: str, aggregate_id: str, reducer_hash: str | None
                              ) -> tuple[Snapshot | None, list[StoredEvent]]:
         if reducer_hash is not None:
             return await super().load_aggregate(store, aggregate_id, reducer_hash)
-        return None, self._streams.get((store, aggregate_id), [])[:]
+        return None, self._decode(store, aggregate_id, 0)
 
     async def list_aggregate_ids(self, store: str, *, limit: int = 100,
                                  after: str | None = None) -> list[str]:
@@ -101,10 +138,11 @@ class MemoryJournal(Journal):
     async def read_segments(self, partition: int, after_seq: int,
                             limit: int = 100) -> list[Segment]:
         out = []
-        for i, (store, agg, first, n, cid) in enumerate(
-                self._log[partition][after_seq:after_seq + limit], start=after_seq + 1):
-            events = tuple(self._streams[(store, agg)][first - 1:first - 1 + n])
-            out.append(Segment(partition, i, (Commit(store, agg, first - 1, events, cid),)))
+        with gc_paused():
+            for i, (store, agg, first, cid, body) in enumerate(
+                    self._log[partition][after_seq:after_seq + limit], start=after_seq + 1):
+                events = decode_events(store, agg, first, orjson.loads(body), cid)
+                out.append(Segment(partition, i, (Commit(store, agg, first - 1, events, cid),)))
         return out
 
     async def wait_for_segment(self, partition: int, after_seq: int, timeout: float) -> bool:
