@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ROOT = Path(__file__).parent.parent
 
 import ray
@@ -56,6 +54,7 @@ from talix_ray import LocalRuntime
 from talix_ray.journal import ObjectStoreJournal
 from talix_ray.objectstore import LocalObjectStore
 from talix_ray.runtime.ray import RayRuntime
+from talix_ray.runtime.ray.local import init_local_ray
 
 
 @ray.remote(num_cpus=0)
@@ -205,8 +204,11 @@ async def main_async(quick: bool) -> None:
     n_commands = 1000
     n_saga = 400 if quick else 1500
     rounds = 3 if quick else 5
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}})
+    # loopback only, token authentication with a token of its own
+    init_local_ray(tempfile.mkdtemp(prefix="talix-bench-ray-"), num_cpus=2,
+                   include_dashboard=False, log_to_driver=False,
+                   runtime_env={"env_vars": {"PYTHONPATH": str(ROOT),
+                                             "RAY_USAGE_STATS_ENABLED": "0"}})
     local, on_ray, durable, plain = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="talix-bench-actions-") as tmp:
         base = Path(tmp)

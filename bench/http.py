@@ -32,8 +32,6 @@ import uuid
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -45,6 +43,7 @@ from bench.http_app import API_KEY, plain, service
 from bench.loadgen import build_request, load
 from bench.ray_domain import Bump, bump
 from talix_ray.runtime.ray import RayRuntime
+from talix_ray.runtime.ray.local import init_local_ray
 from talix_ray.serve import hash_key, serve_deployment
 
 
@@ -108,8 +107,11 @@ def main() -> None:
     env = {"TALIX_STORE": store, "TALIX_APP": app_name, "TALIX_PARTITIONS": "2",
            "TALIX_API_KEYS": json.dumps([{"name": "bench", "hash": hash_key(API_KEY),
                                           "scopes": ["*"]}])}
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}})
+    # loopback only, token authentication with a token of its own
+    init_local_ray(tempfile.mkdtemp(prefix="talix-bench-ray-"), num_cpus=2,
+                   include_dashboard=False, log_to_driver=False,
+                   runtime_env={"env_vars": {"PYTHONPATH": str(ROOT),
+                                             "RAY_USAGE_STATS_ENABLED": "0"}})
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port},
                 logging_config={"enable_access_log": False, "log_level": "WARNING"})

@@ -27,8 +27,6 @@ import uuid
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray on loopback only
 ROOT = Path(__file__).parent.parent
 
 import psutil
@@ -38,8 +36,8 @@ from bench._common import write_results
 from bench.ray_domain import Bump, bump, bump_dedicated, service
 from talix_ray.objectstore.s3 import S3ObjectStore
 from talix_ray.runtime.ray import RayRuntime
+from talix_ray.runtime.ray.local import init_local_ray
 from talix_ray.s3server import EmbeddedS3
-from talix_ray.settings import Settings
 
 
 @ray.remote(num_cpus=0)
@@ -60,11 +58,10 @@ async def main_async(quick: bool) -> None:
     n_memory = 2_000 if quick else 10_000
     n_latency = 150 if quick else 600
     with tempfile.TemporaryDirectory() as tmp, EmbeddedS3(tmp, bucket="bench") as s3:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-        settings = Settings(store=f"s3://bench/ray-{uuid.uuid4().hex[:8]}",
-                            s3_endpoint=s3.endpoint, s3_access_key="talix",
-                            s3_secret_key="talix-secret")
+        # loopback only, token authentication with a token of its own
+        init_local_ray(Path(tmp) / "ray", num_cpus=2, include_dashboard=False,
+                       log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+        settings = s3.settings(f"s3://bench/ray-{uuid.uuid4().hex[:8]}")
         rt = RayRuntime(settings=settings, app="bench", partitions=1, shards=1,
                         idle_timeout=600).add(service).create()
         async with rt:

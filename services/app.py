@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from talix_ray import Downloader, LocalRuntime, Runtime
 from talix_ray.settings import Settings
 
@@ -10,8 +12,10 @@ from .documents import DocumentAnalyzer, OcrAnalyzer
 
 
 def build_runtime(settings: Settings | None = None, *, ray: bool = False,
-                  allow_private_urls: bool = False) -> Runtime:
-    """The example on the LocalRuntime (or the RayRuntime), storage from ``TALIX_*``."""
+                  download_allow: Sequence[str] = ()) -> Runtime:
+    """The example on the LocalRuntime (or the RayRuntime), storage from ``TALIX_*``.
+    ``download_allow``: networks the URL downloader may reach although they are not public
+    (``["127.0.0.1/32"]`` for a local file server in development)."""
     if ray:
         from talix_ray import RayRuntime
 
@@ -21,7 +25,7 @@ def build_runtime(settings: Settings | None = None, *, ray: bool = False,
         runtime = LocalRuntime.from_settings(settings)
     return (runtime
             .register(DocumentAnalyzer, OcrAnalyzer())  # RapidOCR; text/plain as is
-            .register(Downloader, Downloader(allow_private=allow_private_urls))
+            .register(Downloader, Downloader(allow=download_allow))
             .add(documents.service, expenses.service)
             .create())
 

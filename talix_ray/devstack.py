@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .s3server import ACCESS_KEY, SECRET_KEY, EmbeddedS3
+from .s3server import EmbeddedS3
 from .settings import Settings
 
 
@@ -35,12 +35,11 @@ def dev_settings(store: str, data: Path, console: Console) -> tuple[Settings, An
     server = None
     if store == "embedded":
         server = EmbeddedS3(data / "s3", bucket="talix").start()
-        settings = Settings(store="s3://talix/dev", **{
-            f"s3_{k}": v for k, v in (("endpoint", server.endpoint), ("region", "us-east-1"),
-                                      ("access_key", ACCESS_KEY), ("secret_key", SECRET_KEY))})
-        console.print(f"embedded S3 (SeaweedFS) on {server.endpoint}, data in {data / 's3'}")
+        settings = server.settings("s3://talix/dev", data_dir=data)
+        console.print(f"embedded S3 (SeaweedFS) on {server.endpoint}, data in {data / 's3'}, "
+                      f"keys in {server.data_dir / 'credentials.json'}")
     else:
-        settings = Settings(store=store)
+        settings = Settings(store=store, data_dir=data)
     return settings, server
 
 
@@ -62,11 +61,12 @@ async def run_demo(samples: str, console: Console, store: str = "embedded",
         settings, s3 = dev_settings(store, Path(data), console)
         if ray:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            console.print("starting a local Ray instance (aggregates in shard actors, actions "
-                          "as Ray tasks)")
-        # the samples are served on loopback, which the downloader refuses by default
-        runtime = build_runtime(settings, ray=ray, allow_private_urls=True)
+            console.print("starting a local Ray instance on 127.0.0.1 with token "
+                          f"authentication (token in {Path(data) / 'ray'}; aggregates in "
+                          "shard actors, actions as Ray tasks)")
+        # the samples are served on loopback, which the downloader refuses by default: allow
+        # exactly that address
+        runtime = build_runtime(settings, ray=ray, download_allow=["127.0.0.1/32"])
         async with runtime:
             ids = {}
             for f in files:

@@ -2,6 +2,10 @@
 
 Starts on loopback on free ports with its data in a given directory, waits until it answers,
 creates the bucket, and stops cleanly. Tests, benchmarks and ``talix dev`` use it.
+
+Every port (S3, master, volume, filer, their gRPC ports) listens on 127.0.0.1 only; the
+optional ones (metrics, Iceberg, Lance, IAM, debug) are off. Access needs the generated key
+pair of ``DATA/credentials.json``; see :mod:`talix_ray.s3auth` for what guards what.
 """
 
 from __future__ import annotations
@@ -21,8 +25,16 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-ACCESS_KEY = "talix"
-SECRET_KEY = "talix-secret"
+from .s3auth import (
+    CREDENTIALS_FILE,
+    S3Credentials,
+    TlsFiles,
+    make_tls,
+    s3_identities,
+    security_toml,
+    write_private,
+)
+from .settings import Settings
 
 
 def find_weed() -> str:
@@ -67,11 +79,18 @@ class EmbeddedS3:
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.endpoint = ""
+        self.credentials: S3Credentials | None = None
+        self.ports: dict[str, int] = {}
+        self.tls: TlsFiles | None = None
 
     def start(self) -> EmbeddedS3:
         """Start the server and create the bucket; returns once S3 answers."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        ports = _free_ports(13)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.credentials = S3Credentials.load_or_create(self.data_dir / CREDENTIALS_FILE)
+        write_private(self.data_dir / "s3.json", s3_identities(self.credentials))
+        tls = make_tls(self.data_dir / "tls")
+        write_private(self.data_dir / "security.toml", security_toml(tls))  # read from cwd
+        ports = _free_ports(8)
         if self.port:
             ports[0] = self.port
         s3, master, volume, filer = ports[0], ports[1], ports[2], ports[3]
@@ -80,12 +99,17 @@ class EmbeddedS3:
             f"-dir={self.data_dir}", f"-master.port={master}", f"-master.port.grpc={ports[4]}",
             f"-volume.port={volume}", f"-volume.port.grpc={ports[5]}", "-filer",
             f"-filer.port={filer}", f"-filer.port.grpc={ports[6]}", "-s3",
-            f"-s3.port={s3}", f"-s3.port.grpc={ports[7]}", f"-s3.port.iceberg={ports[8]}",
-            f"-metricsPort={ports[9]}", f"-iam.port={ports[10]}",
-            f"-s3.port.lance={ports[11]}", f"-debug.port={ports[12]}",
+            f"-s3.port={s3}", f"-s3.port.grpc={ports[7]}", "-s3.port.iceberg=0",
+            "-s3.port.lance=0", f"-s3.config={self.data_dir / 's3.json'}",
+            "-disableHttp",  # master and filer: gRPC (mutual TLS) only
+            "-filer.exposeDirectoryData=false",
             "-master.volumeSizeLimitMB=128", "-volume.max=0", "-master.telemetry=false",
             "-filer.saveToFilerLimit=131072",
         ]
+        self.ports = {"s3": s3, "master": master, "master.grpc": ports[4], "volume": volume,
+                      "volume.grpc": ports[5], "filer": filer, "filer.grpc": ports[6],
+                      "s3.grpc": ports[7]}
+        self.tls = tls
         log = open(self.data_dir / "weed.log", "ab")  # noqa: SIM115 - owned by the process
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                         cwd=self.data_dir, start_new_session=True)
@@ -96,10 +120,17 @@ class EmbeddedS3:
 
     def client(self):  # type: ignore[no-untyped-def]
         """A boto3 S3 client for this server."""
+        creds = self._creds()
         return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                            aws_access_key_id=creds.access_key,
+                            aws_secret_access_key=creds.secret_key.get_secret_value(),
                             config=Config(retries={"max_attempts": 1},
                                           s3={"addressing_style": "path"}))
+
+    def _creds(self) -> S3Credentials:
+        if self.credentials is None:
+            raise RuntimeError("the embedded S3 server is not started")
+        return self.credentials
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
@@ -131,8 +162,24 @@ class EmbeddedS3:
 
     def store_options(self) -> dict[str, object]:
         """Keyword arguments for :class:`~talix_ray.objectstore.s3.S3ObjectStore`."""
-        return {"endpoint_url": self.endpoint, "access_key": ACCESS_KEY,
-                "secret_key": SECRET_KEY, "region": "us-east-1"}
+        creds = self._creds()
+        return {"endpoint_url": self.endpoint, "access_key": creds.access_key,
+                "secret_key": creds.secret_key, "region": "us-east-1"}
+
+    def settings(self, store: str, **settings: object) -> Settings:
+        """Settings for an application whose events live in ``store`` (``s3://bucket/…``)
+        on this server, with its endpoint and keys."""
+        creds = self._creds()
+        return Settings(store=store, s3_endpoint=self.endpoint, s3_region="us-east-1",
+                        s3_access_key=creds.access_key, s3_secret_key=creds.secret_key,
+                        **settings)  # type: ignore[arg-type]
+
+    def environment(self, store: str) -> dict[str, str]:
+        """The ``TALIX_*`` variables pointing an application at this server."""
+        creds = self._creds()
+        return {"TALIX_STORE": store, "TALIX_S3_ENDPOINT": self.endpoint,
+                "TALIX_S3_REGION": "us-east-1", "TALIX_S3_ACCESS_KEY": creds.access_key,
+                "TALIX_S3_SECRET_KEY": creds.secret_key.get_secret_value()}
 
     def stop(self) -> None:
         """Stop the server (SIGTERM to its process group, SIGKILL after 5 s)."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -17,7 +18,10 @@ class Settings(BaseSettings):
     ``TALIX_STORE``: ``memory://`` (in-process, lost at exit), ``file:///path`` (a local
     directory) or ``s3://bucket/prefix`` (with ``TALIX_S3_ENDPOINT`` for an S3-compatible
     server; credentials from ``TALIX_S3_ACCESS_KEY``/``TALIX_S3_SECRET_KEY`` or the usual AWS
-    environment).
+    environment). The secret key is a :class:`~pydantic.SecretStr`: it shows as ``**********``
+    in reprs and logs, and reaches Ray workers by reference only (see ``talix_ray.secrets``).
+    ``TALIX_DATA_DIR`` (``.talix``) holds what talix-ray generates on this machine: the
+    embedded S3 server's data and credentials, the token of a Ray instance it starts.
     """
 
     model_config = SettingsConfigDict(env_prefix="TALIX_", env_file=".env", extra="ignore")
@@ -29,7 +33,7 @@ class Settings(BaseSettings):
     s3_endpoint: str | None = None
     s3_region: str | None = None
     s3_access_key: str | None = None
-    s3_secret_key: str | None = None
+    s3_secret_key: SecretStr | None = None
     s3_max_attempts: int = Field(3, ge=1, le=20)
     snapshot_every: int = Field(500, ge=1, description="snapshot an aggregate every M events")
     max_active: int = Field(100_000, ge=1, description="active aggregates per host (LRU)")
@@ -54,6 +58,7 @@ class Settings(BaseSettings):
     view_linger: float = Field(1.0, ge=0, le=3600,
                                description="seconds a view runner gathers events per commit")
     view_batch_events: int = Field(50_000, ge=1, description="most events per view commit")
+    data_dir: Path = Field(Path(".talix"), description="local data: embedded S3, Ray token")
 
     def store_options(self) -> dict[str, Any]:
         """Keyword arguments for ``open_store(self.store, ...)`` (S3 options for S3 only)."""
@@ -81,6 +86,14 @@ class Settings(BaseSettings):
     def _scheme(cls, v: str) -> str:
         if not v.startswith(("memory://", "file://", "s3://")):
             raise ValueError("use memory://, file:///path or s3://bucket/prefix")
+        return v
+
+    @field_validator("s3_secret_key")
+    @classmethod
+    def _known_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        from .secrets import remember
+
+        remember(v)  # redacted wherever this process writes error texts
         return v
 
     def s3_options(self) -> dict[str, Any]:

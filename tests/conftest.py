@@ -54,14 +54,19 @@ def object_store(request, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def ray_session():
-    """One Ray instance for the whole test session (workers import the repo's packages)."""
+def ray_session(tmp_path_factory):
+    """One Ray instance for the whole test session (workers import the repo's packages),
+    started the way talix-ray starts one: on loopback, with token authentication and a token
+    of its own (not the user's ``~/.ray/auth_token``)."""
     import ray
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    from talix_ray.runtime.ray.local import init_local_ray
+
     root = str(Path(__file__).parent.parent)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": root, "RAY_USAGE_STATS_ENABLED": "0"}})
+    init_local_ray(tmp_path_factory.mktemp("ray-token"), num_cpus=2, include_dashboard=False,
+                   log_to_driver=False,
+                   runtime_env={"env_vars": {"PYTHONPATH": root,
+                                             "RAY_USAGE_STATS_ENABLED": "0"}})
     yield ray
     ray.shutdown()
 

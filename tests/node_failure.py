@@ -32,7 +32,6 @@ from talix_ray.journal import format as fmt
 from talix_ray.objectstore.s3 import S3ObjectStore
 from talix_ray.runtime.ray import RayRuntime
 from talix_ray.s3server import EmbeddedS3
-from talix_ray.settings import Settings
 from tests import domain
 from tests.domain import Add, add
 
@@ -114,8 +113,7 @@ def main(out: str) -> None:
         ray.init(address=cluster.address, log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
         prefix = f"nodes-{uuid.uuid4().hex[:8]}"
-        settings = Settings(store=f"s3://{s3.bucket}/{prefix}", s3_endpoint=s3.endpoint,
-                            s3_access_key="talix", s3_secret_key="talix-secret")
+        settings = s3.settings(f"s3://{s3.bucket}/{prefix}")
         rt = RayRuntime(settings=settings, app="nodes", partitions=4, shards=2,
                         poll_interval=0.2, actor_options={"resources": {"talix": 1}}) \
             .add(domain.service).create()

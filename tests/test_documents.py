@@ -137,6 +137,7 @@ class _Files(BaseHTTPRequestHandler):
         "/receipt.txt": (RECEIPT.encode(), "text/plain; charset=utf-8"),
         "/letter.txt": (LETTER.encode(), "text/plain"),
         "/big.txt": (b"x" * 5000, "text/plain"),
+        "/bad-type.txt": (LETTER.encode(), "text/<script>"),
     }
 
     def do_GET(self) -> None:
@@ -145,6 +146,8 @@ class _Files(BaseHTTPRequestHandler):
             self.send_header("Location", "/receipt.txt")
             self.end_headers()
             return
+        if self.path.startswith("/n/"):  # any name: the letter
+            self.path = "/letter.txt"
         body, ctype = self.files.get(self.path, (b"", ""))
         self.send_response(200 if ctype else 404)
         self.send_header("Content-Type", ctype or "text/plain")
@@ -175,7 +178,7 @@ def kit():
     k = (Testkit(docs.service, exps.service)
          .register(DocumentAnalyzer, TextAnalyzer())
          .register(IdGenerator, SequentialIds("doc"))
-         .register(Downloader, Downloader(allow_private=True, max_bytes=4096)))
+         .register(Downloader, Downloader(allow=["127.0.0.1/32"], max_bytes=4096)))
     yield k
     k.close()
 
@@ -204,22 +207,56 @@ def test_upload_analyze_and_create_an_expense(kit, file_server):
 def test_bad_uploads_are_refused_and_change_nothing(kit, file_server):
     with pytest.raises(ValidationError, match="field 'url'"):
         kit.call(upload_document_from_url, {"url": "not a url"})
-    with pytest.raises(ValidationError, match=r"larger than 4096|too large"):
+    with pytest.raises(ValidationError, match=r"file too large: more than 4096 bytes"):
         kit.call(upload_document_from_url, {"url": f"{file_server}/big.txt"})
-    with pytest.raises(ValidationError, match="HTTP 404"):
+    with pytest.raises(ValidationError, match=r"^URL not allowed$"):  # the 404 is not echoed
         kit.call(upload_document_from_url, {"url": f"{file_server}/missing"})
     assert kit.runtime.journal is not None
     page = kit._run(kit.runtime.list_aggregate_ids(documents))
     assert page.ids == []
 
 
+def test_a_refused_download_stores_no_file(file_server):
+    """Name and content type are checked before the file is stored: no orphan file."""
+    from services import documents as docs
+    from talix_ray import FileStorage, MemoryFileStorage
+
+    files = MemoryFileStorage()
+    kit = (Testkit(docs.service).register(FileStorage, files)
+           .register(Downloader, Downloader(allow=["127.0.0.1/32"])))
+    try:
+        with pytest.raises(ValidationError, match="field 'content_type'"):
+            kit.call(upload_document_from_url, {"url": f"{file_server}/bad-type.txt"})
+        assert files._files == {}
+        assert kit._run(kit.runtime.list_aggregate_ids(documents)).ids == []
+    finally:
+        kit.close()
+
+
+def test_names_taken_from_urls_are_sanitized_before_they_reach_an_event(kit, file_server):
+    raw = "%E2%80%AE" + "x" * 300 + "%0D%0AX-Injected:%20yes%2F..%5C.txt"
+    out = kit.call(upload_document_from_url, {"url": f"{file_server}/n/{raw}"})
+    name = kit.state(documents, out.document_id).name
+    assert name is not None and len(name) <= 200 and name.endswith(".txt")
+    assert not any(c in name for c in "\u202e\r\n/\\:"), name
+    event = kit.events(documents, out.document_id)[0]
+    assert event.payload.name == name
+
+
+def test_file_info_refuses_unsafe_names():
+    from services.documents.model import FileInfo
+
+    for bad in ("../x", "a/b", "x\r\ny", "\u202eexe.txt", ".hidden", "x" * 201):
+        with pytest.raises(Exception, match="name"):
+            FileInfo(name=bad, content_type="text/plain")
+    assert FileInfo(name="receipt (1).pdf", content_type="application/pdf").name
+
+
 async def test_the_downloader_refuses_internal_targets(file_server):
     strict = Downloader()
     for url in [f"{file_server}/receipt.txt", "http://localhost/x", "http://10.0.0.1/x",
                 "http://169.254.169.254/latest/meta-data", "http://[::1]/x",
-                "http://0.0.0.0/x", "http://[::ffff:127.0.0.1]/x"]:
-        with pytest.raises(ValidationError, match="non-public"):
-            await strict.check_url(url)
-    for url in ["file:///etc/passwd", "ftp://example.com/x", "gopher://x"]:
-        with pytest.raises(ValidationError, match="only http and https"):
+                "http://0.0.0.0/x", "http://[::ffff:127.0.0.1]/x",
+                "file:///etc/passwd", "ftp://example.com/x", "gopher://x"]:
+        with pytest.raises(ValidationError, match=r"^URL not allowed$"):
             await strict.check_url(url)

@@ -236,3 +236,28 @@ def test_the_index_settings_reach_the_policy(monkeypatch):
     policy = Settings().writer_policy().index_policy()
     assert (policy.memtable_bytes, policy.lag_segments, policy.table_bytes,
             policy.cache_bytes) == (65536, 99, 1 << 20, 12345)
+
+
+class SlowIndexStore(MemoryObjectStore):
+    """Index tables land slowly (a busy or distant store): the log must not outrun them."""
+
+    async def create(self, key: str, body: bytes) -> str:
+        if key.startswith("index/") and "/t-" in key:
+            await asyncio.sleep(0.3)
+        return await super().create(key, body)
+
+
+async def test_the_writer_waits_for_the_index_so_memory_stays_bounded():
+    budget = 64 * 1024
+    policy = WriterPolicy(index_memtable_bytes=budget)
+    j = ObjectStoreJournal(SlowIndexStore(), partitions=1, policy=policy)
+    await j.open()
+    w = await j.writer(0)
+    most = 0
+    for start in range(0, 6_000, 200):
+        await asyncio.gather(*(j.append(commit(f"slow-{i}", 0))
+                               for i in range(start, start + 200)))
+        most = max(most, w.index.unflushed_bytes)
+    # at most the budget twice over, plus the one segment written after the last wait
+    assert most <= 2 * budget + 40 * 1024, most
+    await j.close()

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from talix_ray import ConfigurationError
-from talix_ray.settings import Settings
 
 from .domain import Add, ledger
 from .ray_domain import heavy, heavy_add, service
@@ -28,9 +27,7 @@ def ray_runtime(s3_server, ray_session):
     from talix_ray.runtime.ray import RayRuntime
 
     def make(**kw):
-        settings = Settings(store=f"s3://{s3_server.bucket}/ray-{uuid.uuid4().hex[:10]}",
-                            s3_endpoint=s3_server.endpoint, s3_access_key="talix",
-                            s3_secret_key="talix-secret")
+        settings = s3_server.settings(f"s3://{s3_server.bucket}/ray-{uuid.uuid4().hex[:10]}")
         return RayRuntime(settings=settings, app=f"t{uuid.uuid4().hex[:10]}", partitions=2,
                           shards=2, poll_interval=0.05,
                           **{"views": False, **kw}).add(service).create()
@@ -76,9 +73,13 @@ def test_the_ray_runtime_needs_shared_storage():
 @pytest.mark.timeout(600)
 def test_a_node_failure_loses_no_acknowledged_command(tmp_path):
     """Runs in its own process: a multi-node cluster cannot share this session's Ray."""
+    from talix_ray.runtime.ray.local import token_file
+
     out = tmp_path / "result.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled",
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN_PATH": str(token_file(tmp_path / "ray")),  # a token of its own
            "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_AUTH_TOKEN", None)
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "node_failure.py"), str(out)],
                           env=env, capture_output=True, text=True, timeout=540, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -90,15 +91,13 @@ def test_a_node_failure_loses_no_acknowledged_command(tmp_path):
     assert result["actions_missing"] == []
 
 
-async def test_a_second_driver_joins_the_running_actors_and_leaves_them(ray_runtime):
+async def test_a_second_driver_joins_the_running_actors_and_leaves_them(ray_runtime, s3_server):
     from talix_ray.runtime.ray import RayRuntime
 
     owner = ray_runtime()
     async with owner:
         joiner = RayRuntime(owner.store_url, app=owner.app_name, namespace=owner.namespace,
-                            settings=Settings(s3_endpoint=owner.store_options["endpoint_url"],
-                                              s3_access_key="talix",
-                                              s3_secret_key="talix-secret"),
+                            settings=s3_server.settings(owner.store_url),
                             keep_actors=True).add(service).create()
         async with joiner:
             await joiner.run(heavy_add, "j1", Add(amount=4))
@@ -118,9 +117,7 @@ async def test_views_run_in_named_restartable_actors(s3_server, ray_session):
     from . import views_domain as bank
 
     ray = ray_session
-    settings = Settings(store=f"s3://{s3_server.bucket}/ray-{uuid.uuid4().hex[:10]}",
-                        s3_endpoint=s3_server.endpoint, s3_access_key="talix",
-                        s3_secret_key="talix-secret")
+    settings = s3_server.settings(f"s3://{s3_server.bucket}/ray-{uuid.uuid4().hex[:10]}")
     rt = RayRuntime(settings=settings, app=f"v{uuid.uuid4().hex[:10]}", partitions=2, shards=1,
                     poll_interval=0.05, view_options={"linger": 0.02, "poll_interval": 30.0}
                     ).add(bank.service).create()

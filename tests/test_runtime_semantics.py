@@ -87,12 +87,10 @@ def make_runtime(journal_kind, new_journal, storage, request):
         if journal_kind != "ray":
             return LocalRuntime(new_journal(name), poll_interval=0.05, **kw).add(service)
         from talix_ray.runtime.ray import RayRuntime
-        from talix_ray.settings import Settings
 
         request.getfixturevalue("ray_session")
         server, prefix = storage(name)
-        settings = Settings(store=f"s3://{server.bucket}/{prefix}", s3_endpoint=server.endpoint,
-                            s3_access_key="talix", s3_secret_key="talix-secret")
+        settings = server.settings(f"s3://{server.bucket}/{prefix}")
         kw.pop("timers", None)
         rt = RayRuntime(settings=settings, app=f"t{uuid.uuid4().hex[:10]}", partitions=2,
                         shards=1, poll_interval=0.05, **{"views": False, **kw}).add(service)

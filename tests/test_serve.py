@@ -31,7 +31,7 @@ def app_env(s3_server, app: str) -> dict[str, str]:
         "TALIX_APP": app, "TALIX_PARTITIONS": "2",
         "TALIX_S3_ENDPOINT": str(opts["endpoint_url"]), "TALIX_S3_REGION": "us-east-1",
         "TALIX_S3_ACCESS_KEY": str(opts["access_key"]),
-        "TALIX_S3_SECRET_KEY": str(opts["secret_key"]),
+        "TALIX_S3_SECRET_KEY": opts["secret_key"].get_secret_value(),
         "TALIX_API_KEYS": json.dumps([
             {"name": "admin", "hash": hash_key(ADMIN_KEY), "scopes": ["*"]},
             {"name": "reader", "hash": hash_key(READER_KEY), "scopes": []}]),

@@ -214,12 +214,9 @@ async def test_read_your_writes_times_out_when_the_view_is_behind(tmp_path):
 
 
 async def test_views_on_s3_are_read_from_settings(s3_server, tmp_path):
-    from talix_ray.settings import Settings
 
     prefix = f"v-{uuid.uuid4().hex[:10]}"
-    settings = Settings(store=f"s3://{s3_server.bucket}/{prefix}",
-                        s3_endpoint=s3_server.endpoint, s3_access_key="talix",
-                        s3_secret_key="talix-secret", partitions=2)
+    settings = s3_server.settings(f"s3://{s3_server.bucket}/{prefix}", partitions=2)
     rt = LocalRuntime.from_settings(settings, view_options=FAST).add(bank.service).create()
     async with rt:
         expected = await seed(rt, 6, 2)

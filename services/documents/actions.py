@@ -6,6 +6,7 @@ import asyncio
 import os
 
 from pydantic import BaseModel, HttpUrl
+from pydantic import ValidationError as PydanticValidationError
 
 from talix_ray import (
     Context,
@@ -14,6 +15,7 @@ from talix_ray import (
     FileStorage,
     IdGenerator,
     NotFound,
+    ValidationError,
     action,
     http,
     on_event,
@@ -26,6 +28,7 @@ from .model import (
     CreateDocument,
     Document,
     DocumentCreated,
+    FileInfo,
     RecordAnalysisFailure,
     create_document,
     document_created,
@@ -46,11 +49,14 @@ class Uploaded(BaseModel):
 @action(http.post("/documents/upload-from-url"))
 async def upload_document_from_url(input: UploadFromUrl, ctx: Context) -> Uploaded:
     file = await ctx.get(Downloader).fetch(input.url)  # SSRF-safe, size- and time-limited
-    key = await ctx.get(FileStorage).put(file.content, file.content_type)
+    try:  # checked before anything is stored: a refused file leaves nothing behind
+        info = FileInfo(name=file.name, content_type=file.content_type)
+    except PydanticValidationError as exc:
+        raise ValidationError.from_pydantic("downloaded file", exc) from None
+    key = await ctx.get(FileStorage).put(file.content, info.content_type)
     document_id = ctx.get(IdGenerator).new()
     await ctx.run(create_document, document_id,
-                  CreateDocument(key=key, name=file.name, content_type=file.content_type,
-                                 source_url=str(input.url)))
+                  CreateDocument(key=key, **info.model_dump(), source_url=str(input.url)))
     return Uploaded(document_id=document_id)
 
 

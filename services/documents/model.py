@@ -6,9 +6,10 @@ import datetime as dt
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from talix_ray import AlreadyExists, DomainError, Event, EventStore, EventType, NotFound
+from talix_ray.shared.filenames import MAX_NAME_CHARS, is_safe_file_name
 
 FailureReason = Literal["unsupported", "corrupt", "unreadable", "too_large"]
 
@@ -111,10 +112,23 @@ documents = EventStore("documents", [document_created, document_analyzed,
                                      document_analysis_failed], reduce)
 
 
-class CreateDocument(BaseModel):
+class FileInfo(BaseModel):
+    """What a document says about its file: checked before the file is stored."""
+
+    name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    content_type: str = Field(max_length=127, pattern=r"^[\w.+-]+/[\w.+-]+$")
+
+    @field_validator("name")
+    @classmethod
+    def _one_safe_component(cls, v: str | None) -> str | None:
+        if v is not None and not is_safe_file_name(v):
+            raise ValueError("a file name is one path component of printable characters "
+                             "(no separators, control or bidi characters, no leading dot)")
+        return v
+
+
+class CreateDocument(FileInfo):
     key: str = Field(min_length=1)
-    name: str | None = Field(default=None, max_length=500)
-    content_type: str = Field(pattern=r"^[\w.+-]+/[\w.+-]+$")
     source_url: str | None = None
 
 

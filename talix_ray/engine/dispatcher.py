@@ -22,6 +22,7 @@ from ..journal.base import Journal
 from ..model.action import Action
 from ..model.errors import Conflict, UnknownEventType, ValidationError
 from ..model.events import StoredEvent
+from ..secrets import redact
 from .steps import NonDeterministicAction
 
 log = logging.getLogger("talix.dispatcher")
@@ -211,7 +212,7 @@ class Dispatcher:
                     await self._deadletter(job, exc, attempt)
                     return
                 log.warning("action %s on %s failed (attempt %d/%d): %s", job.action.name,
-                            job.record.id, attempt, retry.max_attempts, exc)
+                            job.record.id, attempt, retry.max_attempts, redact(str(exc)))
                 await self._sleep(retry.delay(attempt))
 
     async def _deadletter(self, job: _Job, exc: BaseException, attempts: int) -> None:
@@ -219,13 +220,13 @@ class Dispatcher:
             "key": deadletter_key(job.action.name, job.record),
             "action": job.action.name,
             "event": job.record.to_json(),
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": "".join(traceback.format_exception(exc))[-4000:],
+            "error": redact(f"{type(exc).__name__}: {exc}"),
+            "traceback": redact("".join(traceback.format_exception(exc)))[-4000:],
             "attempts": attempts,
             "failed_at": time.time(),
         }
         log.error("action %s on %s dead-lettered after %d attempt(s): %s", job.action.name,
-                  job.record.id, attempts, exc)
+                  job.record.id, attempts, record["error"])
         while True:
             try:
                 await self.journal.put_deadletter(self.consumer, record["key"], record)

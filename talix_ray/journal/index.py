@@ -556,6 +556,19 @@ class PartitionIndex:
         """Bytes held by the memtables."""
         return self.active.bytes + sum(m.bytes for m in self.frozen)
 
+    async def room(self) -> None:
+        """Backpressure: hold the writer's next segment while the memtables hold more than
+        twice their budget (a flush behind, or failing: memory stays bounded either way)."""
+        limit = 2 * self.policy.memtable_bytes
+        while self.unflushed_bytes > limit and self.fenced is None:
+            task = self._flushing
+            if task is None or task.done():
+                self.flush_later()
+                task = self._flushing
+                if task is None or task.done():
+                    return  # nothing to flush (everything is frozen and written)
+            await asyncio.wait([task], timeout=1.0)
+
     # -- flushing -----------------------------------------------------------------------------
     def flush_later(self) -> None:
         """Freeze the memtable and write it as a run, off the command path."""

@@ -177,6 +177,7 @@ class PartitionWriter:
                 # forming a second, half-size group that alternates with the first.
                 await asyncio.sleep(0)
             wrote = True
+            await self.index.room()  # memory stays bounded when the index falls behind
             batch: list[_Pending] = []
             size = 0
             while self._pending and len(batch) < self.policy.max_batch:

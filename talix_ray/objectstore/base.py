@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..model.errors import StorageError, TalixError
 
@@ -99,9 +100,10 @@ class ObjectStore(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
-    def table_location(self, path: str) -> tuple[str, dict[str, str]] | None:
+    def table_location(self, path: str) -> tuple[str, dict[str, Any]] | None:
         """Where other engines (Delta Lake) reach ``path`` of this store: a URI and its
-        storage options; ``None`` when the store is private to this process."""
+        storage options (secrets among them as ``SecretStr``); ``None`` when the store is
+        private to this process."""
         return None
 
     async def list_all(self, prefix: str, *, start_after: str | None = None,

@@ -12,8 +12,10 @@ import boto3
 import botocore.exceptions
 import urllib3.exceptions
 from botocore.config import Config
+from pydantic import SecretStr
 
 from ..model.errors import StorageError
+from ..secrets import Secret, SecretRef, remember, reveal, share
 from .base import (
     AmbiguousWrite,
     Listing,
@@ -39,7 +41,8 @@ _NOT_SENT = (botocore.exceptions.NoCredentialsError,
 def _transport_error(what: str, exc: BaseException, write: bool) -> StorageError:
     """A transport failure as the store's errors: a write whose request may have reached the
     server is ambiguous (the journal reads it back), anything else a plain StorageError."""
-    message = f"{what}: {type(exc).__name__}: {exc}"
+    # the type only: botocore's messages carry the endpoint URL
+    message = f"{what}: {type(exc).__name__} (transport error)"
     if write and not isinstance(exc, _NOT_SENT):
         return AmbiguousWrite(message)
     return StorageError(message)
@@ -55,14 +58,19 @@ class S3ObjectStore(ObjectStore):
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
                  region: str | None = None, access_key: str | None = None,
-                 secret_key: str | None = None, max_attempts: int = 3,
+                 secret_key: Secret | None = None, max_attempts: int = 3,
                  connect_timeout: float = 5.0, read_timeout: float = 30.0,
                  max_connections: int = 64) -> None:
         if not bucket:
             raise ValueError("an S3 store needs a bucket")
         self._args = (bucket, prefix)
+        # the secret is kept apart: never in a repr, and pickled only as a reference
+        self._secret_ref = secret_key if isinstance(secret_key, SecretRef) else None
+        plain = reveal(secret_key)
+        remember(plain)
+        self._secret = SecretStr(plain) if plain is not None else None
         self._kwargs = {"endpoint_url": endpoint_url, "region": region,
-                        "access_key": access_key, "secret_key": secret_key,
+                        "access_key": access_key,
                         "max_attempts": max_attempts, "connect_timeout": connect_timeout,
                         "read_timeout": read_timeout, "max_connections": max_connections}
         self.bucket = bucket
@@ -76,15 +84,20 @@ class S3ObjectStore(ObjectStore):
         self.client = session.client("s3", endpoint_url=endpoint_url,
                                      region_name=region or "us-east-1",
                                      aws_access_key_id=access_key,
-                                     aws_secret_access_key=secret_key, config=config)
+                                     aws_secret_access_key=plain, config=config)
         self._pool = ThreadPoolExecutor(max_connections, thread_name_prefix="talix-s3")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # a store travels to Ray workers as its configuration; each process opens its own
-        return (_reopen, (self._args, self._kwargs))
+        # a store travels to Ray workers as its configuration, the secret as a reference
+        # (talix_ray.secrets); each process opens its own connections
+        secret = self._secret_ref or (share(self._secret) if self._secret else None)
+        return (_reopen, (self._args, {**self._kwargs, "secret_key": secret}))
 
-    def table_location(self, path: str) -> tuple[str, dict[str, str]] | None:
-        opts = {"conditional_put": "etag"}  # atomic Delta commits without a lock table
+    def __repr__(self) -> str:
+        return f"S3ObjectStore({self.url!r})"
+
+    def table_location(self, path: str) -> tuple[str, dict[str, str | SecretStr]] | None:
+        opts: dict[str, str | SecretStr] = {"conditional_put": "etag"}  # atomic Delta commits
         kw = self._kwargs
         if kw["endpoint_url"]:
             opts["AWS_ENDPOINT_URL"] = str(kw["endpoint_url"])
@@ -93,8 +106,8 @@ class S3ObjectStore(ObjectStore):
         opts["AWS_REGION"] = str(kw["region"] or "us-east-1")
         if kw["access_key"]:
             opts["AWS_ACCESS_KEY_ID"] = str(kw["access_key"])
-        if kw["secret_key"]:
-            opts["AWS_SECRET_ACCESS_KEY"] = str(kw["secret_key"])
+        if self._secret is not None:
+            opts["AWS_SECRET_ACCESS_KEY"] = self._secret  # revealed only for Delta Lake's calls
         return f"s3://{self.bucket}/{self._k(path)}", opts
 
     def _k(self, key: str) -> str:
@@ -227,3 +240,4 @@ class S3ObjectStore(ObjectStore):
 
 def _reopen(args: tuple[str, str], kwargs: dict[str, Any]) -> S3ObjectStore:
     return S3ObjectStore(*args, **kwargs)
+

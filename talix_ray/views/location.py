@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import SecretStr
+
 from ..model.errors import ConfigurationError
 from ..model.names import check_name
 
@@ -15,10 +17,16 @@ from ..model.names import check_name
 @dataclass(frozen=True)
 class ViewLocation:
     """The folder holding every view table (a local path or an ``s3://`` URI) and the storage
-    options Delta Lake needs to reach it."""
+    options Delta Lake needs to reach it (secrets kept as ``SecretStr``: masked in reprs)."""
 
     base: str
-    storage_options: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str | SecretStr] = field(default_factory=dict)
+
+    @property
+    def storage_options(self) -> dict[str, str]:
+        """The options as Delta Lake takes them, secrets revealed: only for its calls."""
+        return {k: v.get_secret_value() if isinstance(v, SecretStr) else v
+                for k, v in self.options.items()}
 
     def uri(self, view: str) -> str:
         """The Delta table of ``view``."""

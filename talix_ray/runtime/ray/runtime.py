@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import uuid
 from typing import Any
 
@@ -20,6 +19,7 @@ from ...model.store import Command, CommandResult, EventStore
 from ...settings import Settings
 from ...shared import ObjectStoreFileStorage
 from ..ray.spec import AppSpec
+from .local import init_local_ray, joins_a_cluster
 
 log = logging.getLogger("talix.ray")
 _clients: dict[tuple[str, str, str], RayRuntime] = {}
@@ -44,6 +44,11 @@ class RayRuntime(Runtime):
     Starting creates the application's actors or joins them if they run (same ``app``,
     ``namespace`` and store). Stopping flushes and kills them — unless ``keep_actors=True``,
     which is what a second driver or a Serve replica that only joins them should pass.
+
+    When Ray is not initialized and neither ``ray_init`` nor ``RAY_ADDRESS`` names a cluster to
+    join, the runtime starts a new local instance bound to 127.0.0.1 with token
+    authentication, the token in ``{settings.data_dir}/ray/auth_token`` (see
+    :mod:`talix_ray.runtime.ray.local`).
     """
 
     def __init__(self, store: str | None = None, *, app: str = "talix",
@@ -89,6 +94,7 @@ class RayRuntime(Runtime):
         self.router: Any = None
         self.shard_info: list[dict[str, Any]] = []
         self._owns_ray = False
+        self._ray_dir = s.data_dir / "ray"
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kw: Any) -> RayRuntime:
@@ -138,9 +144,11 @@ class RayRuntime(Runtime):
 
         assert self.app is not None
         if not ray.is_initialized():
-            if "address" not in self.ray_init:  # a local instance: keep it on loopback
-                os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-            ray.init(namespace=self.namespace, **{"include_dashboard": False, **self.ray_init})
+            if joins_a_cluster(self.ray_init):  # a cluster's own settings apply
+                ray.init(namespace=self.namespace,
+                         **{"include_dashboard": False, **self.ray_init})
+            else:  # a local instance: loopback only, token authentication on
+                init_local_ray(self._ray_dir, namespace=self.namespace, **self.ray_init)
             self._owns_ray = True
         journal = ObjectStoreJournal(self._open_store(), partitions=self._partitions, owned=[],
                                      policy=self.policy, poll_interval=self.poll_interval)

@@ -21,6 +21,7 @@ from ...journal import ObjectStoreJournal, WriterPolicy
 from ...model.errors import ConfigurationError
 from ...model.service import Service
 from ...objectstore import ObjectStore, open_store
+from ...secrets import SecretRef, share
 
 
 def locate(service: Service) -> tuple[str, str] | None:
@@ -37,9 +38,14 @@ def locate(service: Service) -> tuple[str, str] | None:
     return None
 
 
-@dataclass
+@dataclass(repr=False)
 class AppSpec:
-    """The application and its settings, as shipped to shard, entity and dispatcher actors."""
+    """The application and its settings, as shipped to shard, entity and dispatcher actors.
+
+    It carries no secret: ``store_options`` holds the S3 secret key as a
+    :class:`~talix_ray.secrets.SecretRef` (each process fetches the value from the Ray
+    cluster's KV store), and its repr names only the application and its store.
+    """
 
     app: str
     namespace: str
@@ -60,6 +66,17 @@ class AppSpec:
     views: list[str] = field(default_factory=list)
     remember_commands: int = 256
     executors: int = 2
+
+    def __post_init__(self) -> None:
+        secret = self.store_options.get("secret_key")
+        if secret is not None and not isinstance(secret, SecretRef):
+            # a secret value would be pickled into every actor's arguments
+            self.store_options = {**self.store_options, "secret_key": share(secret)}
+
+    def __repr__(self) -> str:
+        return (f"AppSpec(app={self.app!r}, namespace={self.namespace!r}, "
+                f"store_url={self.store_url!r}, partitions={self.partitions}, "
+                f"shards={self.shards})")
 
     @classmethod
     def pack_services(cls, services: list[Service]) -> list[tuple[str, str] | bytes]:

@@ -1,0 +1,5 @@
+"""``python -m talix_ray.cli``."""
+
+from . import main
+
+main()

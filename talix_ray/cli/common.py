@@ -1,0 +1,68 @@
+"""What every ``talix`` command shares: the Typer app, the console, settings, errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="talix-ray: event-sourced services on Ray.", no_args_is_help=True)
+console = Console()
+STORE_OPTION = typer.Option(None, "--store",
+                            help="the application's store (default: TALIX_STORE)")
+
+
+@app.callback()
+def _root() -> None:
+    """talix-ray: event-sourced services on Ray."""
+
+
+def _settings(store: str | None):  # type: ignore[no-untyped-def]
+    from ..settings import Settings
+
+    return Settings(store=store) if store else Settings()
+
+
+def _load_runtime(app_ref: str, settings):  # type: ignore[no-untyped-def]
+    """The runtime ``module:attr`` names (a runtime, or a function of the settings making
+    one), created; modules of the current directory import, as with ``python -m``."""
+    import importlib
+
+    from ..engine.runtime import Runtime
+    from ..model.errors import NotFound
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module, _, attr = app_ref.partition(":")
+    target = getattr(importlib.import_module(module), attr or "runtime")
+    runtime = target(settings) if callable(target) and not isinstance(target, Runtime) \
+        else target
+    if not isinstance(runtime, Runtime):
+        raise NotFound(f"{app_ref} is not a runtime or a function making one")
+    if runtime.app is None:
+        runtime.create()
+    return runtime
+
+
+def _guard(fn):  # type: ignore[no-untyped-def]
+    """Run ``fn``; a talix or settings error prints a message and exits 2."""
+    from pydantic import ValidationError as SettingsError
+
+    from ..model.errors import TalixError
+
+    try:
+        return fn()
+    except (SettingsError, TalixError, ValueError, ImportError, AttributeError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        _exit(2)
+
+
+def _exit(code: int) -> None:
+    """Leave without running interpreter teardown of native thread pools (see README)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
