@@ -14,17 +14,6 @@ from .base import Commit, Journal, Segment, Snapshot
 from .format import MAX_COMMIT_BYTES, MAX_EVENT_BYTES, decode_events, encode_events, gc_paused
 
 
-class _Stream:
-    """One aggregate's commits, each kept as stored: its events' JSON records."""
-
-    __slots__ = ("commits", "firsts", "version")
-
-    def __init__(self) -> None:
-        self.version = 0
-        self.firsts: list[int] = []  # the first version of each commit, for bisect
-        self.commits: list[tuple[str | None, bytes]] = []  # (command id, events as JSON)
-
-
 class MemoryJournal(Journal):
     """The whole journal in memory; one segment per commit. Lost when the process ends.
 
@@ -42,11 +31,16 @@ class MemoryJournal(Journal):
         self.partitions = partitions
         self.max_event_bytes = max_event_bytes
         self.max_commit_bytes = max_commit_bytes
-        self._streams: dict[tuple[str, str], _Stream] = {}
+        # a stream: (version, position of its last commit in its partition's log). Tuples of
+        # numbers and log records of strings and bytes: nothing here for the cyclic garbage
+        # collector to scan again and again, however many aggregates the journal holds.
+        self._streams: dict[tuple[str, str], tuple[int, int]] = {}
         self._ids: dict[str, list[str]] = {}
         self._unsorted: set[str] = set()
-        # a partition's log: (store, aggregate id, first version, command id, events) per commit
-        self._log: list[list[tuple[str, str, int, str | None, bytes]]] = [
+        # a partition's log, one record per commit: (store, aggregate id, first version,
+        # command id, events as stored (a JSON array), position of the stream's previous commit
+        # in this log or -1)
+        self._log: list[list[tuple[str, str, int, str | None, bytes, int]]] = [
             [] for _ in range(partitions)]
         self._signals: list[asyncio.Event | None] = [None] * partitions
         self._checkpoints: dict[tuple[str, int], tuple[int, int]] = {}
@@ -56,31 +50,22 @@ class MemoryJournal(Journal):
     async def append(self, commit: Commit) -> int:
         records = encode_events(commit, self.max_event_bytes, self.max_commit_bytes)
         key = (commit.store, commit.aggregate_id)
-        stream = self._streams.get(key)
-        current = stream.version if stream is not None else 0
+        current, last = self._streams.get(key, (0, -1))
         if current != commit.expected_version:
             raise VersionConflict(
                 f"{commit.store}/{commit.aggregate_id} is at version {current}, "
                 f"expected {commit.expected_version}", current_version=current)
-        if not records:
-            # nothing to keep (a real store writes the empty commit, which reads as nothing)
-            p = self.partition_of(commit.store, commit.aggregate_id)
-            return self._log_commit(p, commit, b"[]")
-        if stream is None:
-            stream = self._streams[key] = _Stream()
-            self._ids.setdefault(commit.store, []).append(commit.aggregate_id)
-            self._unsorted.add(commit.store)
-        body = b"[" + b",".join(records) + b"]"
-        stream.firsts.append(current + 1)
-        stream.commits.append((commit.command_id, body))
-        stream.version = current + len(records)
-        return self._log_commit(self.partition_of(commit.store, commit.aggregate_id), commit,
-                                body)
-
-    def _log_commit(self, p: int, commit: Commit, body: bytes) -> int:
+        p = self.partition_of(commit.store, commit.aggregate_id)
         log = self._log[p]
-        log.append((commit.store, commit.aggregate_id, commit.first_version,
-                    commit.command_id, body))
+        # a real store writes an empty commit too; it reads as nothing and makes no stream
+        body = b"[" + b",".join(records) + b"]" if records else b"[]"
+        log.append((commit.store, commit.aggregate_id, current + 1, commit.command_id, body,
+                    last))
+        if records:
+            if last < 0:
+                self._ids.setdefault(commit.store, []).append(commit.aggregate_id)
+                self._unsorted.add(commit.store)
+            self._streams[key] = (current + len(records), len(log) - 1)
         signal = self._signals[p]
         if signal is not None:
             signal.set()
@@ -88,16 +73,23 @@ class MemoryJournal(Journal):
         return len(log)
 
     def _decode(self, store: str, aggregate_id: str, after_version: int) -> list[StoredEvent]:
-        stream = self._streams.get((store, aggregate_id))
-        if stream is None or after_version >= stream.version:
+        version, at = self._streams.get((store, aggregate_id), (0, -1))
+        if after_version >= version:
             return []
         after_version = max(after_version, 0)
-        i = bisect.bisect_right(stream.firsts, after_version + 1) - 1
+        log = self._log[self.partition_of(store, aggregate_id)]
+        chain = []  # the stream's commits from the last back to the one holding after + 1
+        while at >= 0:
+            rec = log[at]
+            chain.append(rec)
+            if rec[2] <= after_version + 1:
+                break
+            at = rec[5]
         out: list[StoredEvent] = []
         with gc_paused():
-            for first, (cid, body) in zip(stream.firsts[i:], stream.commits[i:], strict=True):
+            for _, _, first, cid, body, _ in reversed(chain):
                 out.extend(decode_events(store, aggregate_id, first, orjson.loads(body), cid))
-        skip = after_version + 1 - stream.firsts[i]
+        skip = after_version + 1 - chain[-1][2]
         return out[skip:] if skip else out
 
     async def read_stream(self, store: str, aggregate_id: str, *,
@@ -139,7 +131,7 @@ class MemoryJournal(Journal):
                             limit: int = 100) -> list[Segment]:
         out = []
         with gc_paused():
-            for i, (store, agg, first, cid, body) in enumerate(
+            for i, (store, agg, first, cid, body, _) in enumerate(
                     self._log[partition][after_seq:after_seq + limit], start=after_seq + 1):
                 events = decode_events(store, agg, first, orjson.loads(body), cid)
                 out.append(Segment(partition, i, (Commit(store, agg, first - 1, events, cid),)))
