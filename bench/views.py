@@ -130,11 +130,12 @@ async def project(log_root: Path, fold: Any, base: str, batch: int) -> tuple[flo
     return elapsed, runner
 
 
-def merge_metrics(uri: str) -> dict[str, int]:
-    """Rows the state view's merges updated and inserted (Delta's own operation metrics)."""
+def merge_metrics(uri: str, after_version: int) -> dict[str, int]:
+    """Rows the state view's merges after ``after_version`` updated and inserted (Delta's own
+    operation metrics)."""
     out = {"merges": 0, "rows_updated": 0, "rows_inserted": 0, "rows_deleted": 0}
     for h in DeltaTable(uri).history():
-        if h.get("operation") != "MERGE":
+        if h.get("operation") != "MERGE" or h.get("version", -1) <= after_version:
             continue
         m = h.get("operationMetrics") or {}
         out["merges"] += 1
@@ -178,6 +179,7 @@ async def main() -> None:
         seed = tmp / "seed"
         await project(log_root, ProjectionFold(bank.balances, bank.accounts.decode),
                       str(seed), args.batch)
+        seed_version = DeltaTable(str(seed / "balances")).version()
         for ph in deposit_phases:
             await write_log(store, ph)
         segments = {p: len(list((log_root / "journal" / f"{p:04d}").iterdir()))
@@ -213,7 +215,8 @@ async def main() -> None:
             state_t.append(elapsed)
             if r == 0:
                 uri = str(base / "state" / "balances")
-                checked = {**check_balances(uri, accounts, deposits), **merge_metrics(uri),
+                checked = {**check_balances(uri, accounts, deposits),
+                           **merge_metrics(uri, seed_version),
                            "batches": runner.commits}
                 assert checked["rows_updated"] > 0 and checked["rows_inserted"] == 0, checked
             shutil.rmtree(base, ignore_errors=True)

@@ -165,10 +165,14 @@ def decode_events(store: str, agg: str, first: int, raw: list[dict[str, Any]],
     version = first
     for d in raw:
         ts = d["ts"]
-        sv = d.get("sv", 1)
+        if len(d) == 3:  # type, payload, timestamp: no schema version above 1, no metadata
+            sv, m = 1, None
+        else:
+            sv, m = d.get("sv", 1), d.get("m")
+            if type(sv) is not int:
+                sv = int(sv)
         out.append(new(StoredEvent, (store, agg, version, d["t"], d["p"],
-                                     ts if type(ts) is int else int(ts), command_id,
-                                     sv if type(sv) is int else int(sv), d.get("m"))))
+                                     ts if type(ts) is int else int(ts), command_id, sv, m)))
         version += 1
     return tuple(out)
 

@@ -31,6 +31,7 @@ log = logging.getLogger("talix.views")
 
 Progress = Callable[[int, int], None]
 Batch = list[pa.Table] | list[StoredEvent]  # what a batch folds: a fact view's rows, or records
+_UNASKED = object()
 
 
 class ViewSchemaChanged(ConfigurationError):
@@ -131,6 +132,7 @@ class ViewRunner:
         seen = 0
         wants = self.fold.wants
         by_store = self.fold.wants_store
+        stores: dict[str, Any] = {}  # whether the view wants a store's events (asked once)
         while seen < limit:
             progressed = False
             for p in range(self.journal.partitions):
@@ -142,12 +144,15 @@ class ViewRunner:
                         if until is not None and seg.seq > until[p]:
                             break
                         for commit in seg.commits:
-                            seen += len(commit.events)
-                            whole = by_store(commit.store)
-                            if whole is None:
-                                wanted.extend(r for r in commit.events if wants(r))
-                            elif whole:
-                                wanted.extend(commit.events)
+                            events = commit.events
+                            seen += len(events)
+                            whole = stores.get(commit.store, _UNASKED)
+                            if whole is _UNASKED:
+                                whole = stores[commit.store] = by_store(commit.store)
+                            if whole:
+                                wanted += events
+                            elif whole is None:
+                                wanted.extend(r for r in events if wants(r))
                         pos[p] = seg.seq
                         progressed = True
                     del segments
@@ -223,6 +228,11 @@ class ViewRunner:
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
     def _fold_state(self, records: Batch, *, fresh: bool) -> StateChanges:
+        assert isinstance(self.fold, ProjectionFold) and self.fold.key is not None
+        with gc_paused():  # the batch's typed events die here: no collector scans them
+            return self._fold_keyed(records, fresh=fresh)
+
+    def _fold_keyed(self, records: Batch, *, fresh: bool) -> StateChanges:
         assert isinstance(self.fold, ProjectionFold) and self.fold.key is not None
         keyed = self.fold.keyed(records)
         missing = self._cache.missing(k for k, _, _ in keyed)
