@@ -474,6 +474,29 @@ async def test_the_segment_cache_is_bounded_in_bytes():
     assert sum(size for _, size in cached.values()) == reader._segment_bytes
 
 
+async def test_segments_read_from_storage_are_cached_as_stored():
+    # A decoded copy takes several times its stored size and its events would be scanned by
+    # every full garbage collection: the cache keeps what it read as bytes, within the budget
+    # (their true size), and each consumer gets its own decoded segments without a second GET.
+    store = CountingObjectStore(MemoryObjectStore())
+    writer = ObjectStoreJournal(store, partitions=1, own_store=False)
+    await writer.open()
+    for i in range(10):
+        ev = StoredEvent("counters", f"s{i}", 1, "COUNTERS:NOTE", {"text": f"t{i}"}, 7, f"c{i}")
+        await writer.append(Commit("counters", f"s{i}", 0, (ev,), f"c{i}"))
+    reader = ObjectStoreJournal(store, owned=[], own_store=False)
+    await reader.open()
+    first = await reader.read_segments(0, 0, 100)
+    gets = store.requests[("get", "journal")]
+    again = await reader.read_segments(0, 0, 10)
+    assert store.requests[("get", "journal")] == gets  # served from the cache
+    assert again == first and len(first) == 10
+    assert again[0].commits[0].events[0] is not first[0].commits[0].events[0]
+    assert all(isinstance(body, bytes) for body, _ in reader._segments.values())
+    sizes = [len((await store.inner.get(fmt.segment_key(0, s))).body) for s in range(1, 11)]
+    assert reader._segment_bytes == sum(sizes)
+
+
 class Note(BaseModel):
     text: str
 

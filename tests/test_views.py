@@ -350,6 +350,36 @@ async def test_two_runners_of_one_view_never_double_rows(tmp_path):
     await journal.close()
 
 
+async def test_a_new_state_view_runner_updates_the_rows_its_table_already_holds(tmp_path):
+    # A runner that starts on a table with rows (a restart: nothing cached) loads the rows
+    # its events touch from the table, then merges updates into them.
+    root = tmp_path / "store"
+    rt = file_runtime(root, views=False, partitions=2)
+    async with rt:
+        expected = await seed(rt, 10, 2)
+    location = ViewLocation(str(tmp_path / "views"))
+    fold = ProjectionFold(bank.balances, bank.accounts.decode)
+
+    async def project() -> ViewRunner:
+        journal = ObjectStoreJournal(LocalObjectStore(root), owned=[])
+        await journal.open()
+        runner = ViewRunner(fold, journal, location, **FAST)
+        await runner.catch_up(timeout=60)
+        runner.close()
+        await journal.close()
+        return runner
+
+    await project()
+    rt = file_runtime(root, views=False, partitions=2)
+    async with rt:
+        for aid, (owner, total, n) in list(expected.items()):
+            await rt.run(bank.deposit, aid, bank.Deposit(amount=Decimal("1.50")))
+            expected[aid] = (owner, total + Decimal("1.50"), n + 1)
+    runner = await project()
+    assert runner.events == len(expected)  # only the new deposits
+    assert balances_of(open_view("balances", location=location)) == expected
+
+
 # -- crashes ------------------------------------------------------------------------------------
 def _crash_run(root: Any, *args: str, kill_after: float | None = None) -> int:
     import os

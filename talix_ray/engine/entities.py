@@ -134,7 +134,10 @@ class EntityHost:
         started = time.perf_counter()
         outcome = "error"
         try:
-            await entity.acquire()
+            if entity.busy:
+                await entity.acquire()
+            else:  # the common case, without a coroutine
+                entity.busy = True
             try:
                 if not entity.loaded:
                     await self._load(entity)
@@ -299,6 +302,12 @@ class EntityHost:
     def _fold(self, entity: Entity, snap: Snapshot | None, state: Any,
               records: list[StoredEvent]) -> None:
         """Set the entity from a (validated) snapshot state and the events after it."""
+        if snap is None and not records:  # a new aggregate
+            entity.state = state
+            entity.version = entity.snapshot_version = 0
+            entity.last_record = entity.recent = entity.restored = None
+            entity.loaded = True
+            return
         store = entity.store
         version = 0
         recent: OrderedDict[str, CommandResult] = OrderedDict()

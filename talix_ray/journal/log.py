@@ -65,8 +65,12 @@ class ObjectStoreJournal(Journal):
         self.poll_interval = poll_interval
         self._writers: dict[int, PartitionWriter] = {}
         self._opening: dict[int, asyncio.Task[PartitionWriter]] = {}
-        # segments read for consumers, with their stored size, bounded in bytes
-        self._segments: OrderedDict[tuple[int, int], tuple[Segment, int]] = OrderedDict()
+        # segments for consumers, with their stored size, bounded in bytes: those this
+        # process's writers landed (as objects: they exist anyway) and those read from storage
+        # (as stored, decoded on every read: a decoded copy takes several times its stored size,
+        # and the garbage collector would scan every event in it again and again)
+        self._segments: OrderedDict[tuple[int, int], tuple[Segment | bytes, int]] = \
+            OrderedDict()
         self._segment_bytes = 0
         self._segment_cache = self.policy.segment_cache_bytes if segment_cache_bytes is None \
             else segment_cache_bytes
@@ -303,10 +307,12 @@ class ObjectStoreJournal(Journal):
     async def read_segments(self, partition: int, after_seq: int,
                             limit: int = 100) -> list[Segment]:
         out: list[Segment] = []
-        cached = self._segments
         seq = after_seq + 1
-        while len(out) < limit and (partition, seq) in cached:
-            out.append(cached[(partition, seq)][0])
+        while len(out) < limit:
+            seg = self._cached_segment(partition, seq)
+            if seg is None:
+                break
+            out.append(seg)
             seq += 1
         if len(out) == limit:
             return out
@@ -326,7 +332,7 @@ class ObjectStoreJournal(Journal):
                     return out  # not there (yet): stop at what is contiguous
                 rec = fmt.decode_segment(k, obj.body)  # CorruptObject unless it is this one
                 out.append(rec.segment)
-                self._cache_segment(partition, seq, rec.segment, len(obj.body))
+                self._cache_segment(partition, seq, obj.body, len(obj.body))
                 seq += 1
             self._heads[partition] = max(self._heads.get(partition, 0), seq - 1)
             probe = min(probe * 4, 64)
@@ -338,7 +344,18 @@ class ObjectStoreJournal(Journal):
         except ObjectNotFound:
             return None
 
-    def _cache_segment(self, partition: int, seq: int, segment: Segment, size: int) -> None:
+    def _cached_segment(self, partition: int, seq: int) -> Segment | None:
+        """A cached segment (decoded anew if it is kept as stored)."""
+        hit = self._segments.get((partition, seq))
+        if hit is None:
+            return None
+        seg = hit[0]
+        if isinstance(seg, bytes):
+            return fmt.decode_segment(fmt.segment_key(partition, seq), seg).segment
+        return seg
+
+    def _cache_segment(self, partition: int, seq: int, segment: Segment | bytes,
+                       size: int) -> None:
         """Keep a segment for the next consumer, the oldest going beyond the byte budget."""
         cached = self._segments
         if size > self._segment_cache or (partition, seq) in cached:
@@ -473,9 +490,9 @@ class _ReaderView:
     async def _read_forward(self) -> None:
         while True:
             seq = self.tail.seq + 1
-            cached = self.journal._segments.get((self.p, seq))
+            cached = self.journal._cached_segment(self.p, seq)
             if cached is not None:
-                self.tail.add(seq, cached[0].commits)
+                self.tail.add(seq, cached.commits)
                 continue
             key = fmt.segment_key(self.p, seq)
             try:
@@ -484,5 +501,5 @@ class _ReaderView:
             except ObjectNotFound:
                 return
             rec = fmt.decode_segment(key, obj.body)
-            self.journal._cache_segment(self.p, seq, rec.segment, len(obj.body))
+            self.journal._cache_segment(self.p, seq, obj.body, len(obj.body))
             self.tail.add(seq, rec.segment.commits)

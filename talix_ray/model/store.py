@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, NamedTuple, TypeVar, get_type_hints
 
 from pydantic import BaseModel, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
-from .errors import ConfigurationError, UnknownEventType
+from .errors import ConfigurationError, UnknownEventType, ValidationError
 from .events import Event, EventType, NewEvent, StoredEvent, timestamp_of
 from .fingerprint import fingerprint, return_type
 from .names import check_name
@@ -138,12 +139,19 @@ class EventStore(Generic[S]):
 
     def decode(self, record: StoredEvent) -> Event[Any]:
         """A stored record → a typed event (upcast and validated)."""
-        where = f"event {record.store}/{record.aggregate_id}@{record.version}"
-        et = self.event_type(record.type, where)
+        et = self.event_types.get(record.type) or self.event_type(record.type, _where(record))
         payload = record.payload
         if record.schema_version != et.version:
-            payload = et.upcast(payload, record.schema_version, where)
-        model = validate(et.payload_model, payload, f"stored payload of {where}")
+            payload = et.upcast(payload, record.schema_version, _where(record))
+        model_type = et.payload_model
+        if type(payload) is dict:  # as stored: the validator directly, the message if it fails
+            try:
+                model = model_type.__pydantic_validator__.validate_python(payload)
+            except PydanticValidationError as exc:
+                raise ValidationError.from_pydantic(f"stored payload of {_where(record)}",
+                                                    exc) from None
+        else:
+            model = validate(model_type, payload, f"stored payload of {_where(record)}")
         meta: Any = record.metadata
         if meta is not None and et.metadata_model is not None:
             meta = et.metadata_model.model_validate(meta)
@@ -249,3 +257,8 @@ class Command(Generic[S, I]):
                     f"{self.store.name} does not declare"
                 )
         return events
+
+
+def _where(record: StoredEvent) -> str:
+    """How error messages name a stored event."""
+    return f"event {record.store}/{record.aggregate_id}@{record.version}"

@@ -114,16 +114,17 @@ def read(table: Any, columns: Iterable[str] | None = None) -> pa.Table:
 
 
 def read_keys(table: Any, key: str, keys: list[Any]) -> pa.Table:
-    """The rows whose ``key`` is in ``keys`` (filtered after the scan: see :func:`dataset`)."""
+    """The rows whose ``key`` is in ``keys``.
+
+    Filtered once read and cast to plain Arrow types: pyarrow has no kernel to take, filter
+    or compare the ``string_view`` columns delta-rs writes (nor to prune on their
+    statistics), so neither the scan nor the dataset can select the rows.
+    """
     import pyarrow.compute as pc
 
     schema = arrow_schema(table)
-    ds = dataset(table, schema)
     if not keys:
         return schema.empty_table()
-    present = ds.to_table(columns=[key]).column(key).cast(schema.field(key).type)
+    data = dataset(table, schema).to_table().cast(schema)
     values = pa.array(keys, type=schema.field(key).type)
-    hits = pc.indices_nonzero(pc.is_in(present, value_set=values))
-    if len(hits) == 0:
-        return schema.empty_table()
-    return ds.take(hits).cast(schema)
+    return data.filter(pc.is_in(data.column(key), value_set=values))

@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..journal.base import Journal
+from ..journal.format import gc_paused
 from ..model.errors import ConfigurationError, TalixError
 from ..model.events import StoredEvent
 from ..observability.metrics import LagTracker
@@ -30,6 +31,8 @@ from .location import ViewLocation
 log = logging.getLogger("talix.views")
 
 Progress = Callable[[int, int], None]
+Batch = list[pa.Table] | list[StoredEvent]  # what a batch folds: a fact view's rows, or records
+_UNASKED = object()
 
 
 class ViewSchemaChanged(ConfigurationError):
@@ -117,35 +120,51 @@ class ViewRunner:
 
     # -- one batch --------------------------------------------------------------------------------
     async def _read(self, start: dict[int, int], limit: int,
-                    until: dict[int, int] | None = None
-                    ) -> tuple[list[StoredEvent], dict[int, int], int]:
-        """Records this view wants from up to ``limit`` events after ``start``."""
+                    until: dict[int, int] | None = None) -> tuple[Batch, dict[int, int], int]:
+        """What this view wants from up to ``limit`` events after ``start``: a fact view's rows
+        (Arrow tables), a state view's records; with the offsets moved and the events seen.
+
+        A fact view turns each read's records into rows at once: the decoded events die young,
+        before the garbage collector has to scan them again (it would, batch after batch, if
+        50,000 of them waited for the commit), and the rows take far less memory."""
         pos = dict(start)
+        facts = self.fold.kind == "fact"
         wanted: list[StoredEvent] = []
+        tables: list[pa.Table] = []
         seen = 0
         wants = self.fold.wants
         by_store = self.fold.wants_store
+        stores: dict[str, Any] = {}  # whether the view wants a store's events (asked once)
         while seen < limit:
             progressed = False
             for p in range(self.journal.partitions):
                 if seen >= limit or (until is not None and pos[p] >= until[p]):
                     continue
-                segments = await self.journal.read_segments(p, pos[p], 64)
-                for seg in segments:
-                    if until is not None and seg.seq > until[p]:
-                        break
-                    for commit in seg.commits:
-                        seen += len(commit.events)
-                        whole = by_store(commit.store)
-                        if whole is None:
-                            wanted.extend(r for r in commit.events if wants(r))
-                        elif whole:
-                            wanted.extend(commit.events)
-                    pos[p] = seg.seq
-                    progressed = True
+                with gc_paused() if facts else contextlib.nullcontext():
+                    segments = await self.journal.read_segments(p, pos[p], 64)
+                    for seg in segments:
+                        if until is not None and seg.seq > until[p]:
+                            break
+                        for commit in seg.commits:
+                            events = commit.events
+                            seen += len(events)
+                            whole = stores.get(commit.store, _UNASKED)
+                            if whole is _UNASKED:
+                                whole = stores[commit.store] = by_store(commit.store)
+                            if whole:
+                                wanted += events
+                            elif whole is None:
+                                wanted.extend(r for r in events if wants(r))
+                        pos[p] = seg.seq
+                        progressed = True
+                    del segments
+                    if facts and wanted:
+                        tables.append(self.fold.facts(wanted))
+                        wanted = []
             if not progressed:
                 break
-        return wanted, {p: s for p, s in pos.items() if s != start[p]}, seen
+        return (tables if facts else wanted), {p: s for p, s in pos.items() if s != start[p]}, \
+            seen
 
     async def step(self) -> int:
         """Fold and commit one batch; the number of events it covered (0: nothing new).
@@ -177,7 +196,7 @@ class ViewRunner:
         return seen
 
     async def _read_from(self, start: dict[int, int]
-                         ) -> tuple[dict[int, int], list[StoredEvent], dict[int, int], int]:
+                         ) -> tuple[dict[int, int], Batch, dict[int, int], int]:
         return (start, *await self._read(start, self.batch_events))
 
     def _drop_prefetch(self) -> None:
@@ -185,16 +204,16 @@ class ViewRunner:
             self._prefetch.cancel()
             self._prefetch = None
 
-    def _commit(self, records: list[StoredEvent], moved: dict[int, int]) -> None:
+    def _commit(self, batch: Batch, moved: dict[int, int]) -> None:
         dl = delta.deltalake()
         props = delta.transactions(self.name, moved)
         if self.fold.kind == "fact":
-            data = self.fold.facts(records)
+            data = self._rows(batch)
             self._point("folded")
             dl.write_deltalake(self._table, data, mode="append", commit_properties=props)
         else:
             assert isinstance(self.fold, ProjectionFold) and self.fold.key is not None
-            changes = self._fold_state(records, fresh=False)
+            changes = self._fold_state(batch, fresh=False)
             self._point("folded")
             if changes:
                 self._merge(self.fold.changes_table(changes), props)
@@ -204,7 +223,18 @@ class ViewRunner:
         self._point("committed")
         self._cache.trim()
 
-    def _fold_state(self, records: list[StoredEvent], *, fresh: bool) -> StateChanges:
+    def _rows(self, tables: Batch) -> pa.Table:
+        """A fact view's rows of one batch, as one table."""
+        if not tables:
+            return self.fold.schema.empty_table()
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+    def _fold_state(self, records: Batch, *, fresh: bool) -> StateChanges:
+        assert isinstance(self.fold, ProjectionFold) and self.fold.key is not None
+        with gc_paused():  # the batch's typed events die here: no collector scans them
+            return self._fold_keyed(records, fresh=fresh)
+
+    def _fold_keyed(self, records: Batch, *, fresh: bool) -> StateChanges:
         assert isinstance(self.fold, ProjectionFold) and self.fold.key is not None
         keyed = self.fold.keyed(records)
         missing = self._cache.missing(k for k, _, _ in keyed)
@@ -339,7 +369,7 @@ class ViewRunner:
             if not moved:
                 break
             if self.fold.kind == "fact":
-                chunks.append(await self._delta(self.fold.facts, records))
+                chunks.extend(records)
             else:
                 await self._delta(lambda r: self._fold_state(r, fresh=True), records)
             done += sum(s - pos[p] for p, s in moved.items())
