@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import functools
 import inspect
-import sys
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, NamedTuple, TypeVar, get_type_hints
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
 from .errors import ConfigurationError, UnknownEventType
 from .events import Event, EventType, NewEvent, StoredEvent, timestamp_of
 from .fingerprint import fingerprint, return_type
+from .hints import type_hints
 from .names import check_name
 from .validation import validate
 
@@ -113,11 +113,8 @@ class EventStore(Generic[S]):
         other aggregates or shared services.
         """
 
-        localns = sys._getframe(1).f_locals
-
         def register(f: Callable[..., Any]) -> Command[S, Any]:
-            cmd = Command.from_function(self, f, name=name, max_retries=max_retries,
-                                        localns=localns)
+            cmd = Command.from_function(self, f, name=name, max_retries=max_retries)
             if cmd.name in self.commands:
                 raise ConfigurationError(f"event store {self.name}: command {cmd.name} twice")
             self.commands[cmd.name] = cmd
@@ -195,8 +192,7 @@ class Command(Generic[S, I]):
 
     @classmethod
     def from_function(cls, store: EventStore[S], fn: Callable[..., Any], *,
-                      name: str | None = None, max_retries: int = 5,
-                      localns: dict[str, Any] | None = None) -> Command[S, Any]:
+                      name: str | None = None, max_retries: int = 5) -> Command[S, Any]:
         """Build a command from a decider, reading the input model from its annotations."""
         cname = check_name("command", name or fn.__name__)
         params = list(inspect.signature(fn).parameters.values())
@@ -205,11 +201,7 @@ class Command(Generic[S, I]):
                 f"command {store.name}.{cname}: a decider takes (state, input) or "
                 f"(state, input, ctx), got {len(params)} parameter(s)"
             )
-        try:
-            hints = get_type_hints(fn, localns=localns)
-        except Exception as exc:
-            raise ConfigurationError(f"command {store.name}.{cname}: cannot resolve "
-                                     f"annotations: {exc}") from exc
+        hints = type_hints(fn, f"command {store.name}.{cname}")
         model = hints.get(params[1].name)
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise ConfigurationError(

@@ -25,16 +25,18 @@ from ...secrets import SecretRef, share
 
 
 def locate(service: Service) -> tuple[str, str] | None:
-    """``(module, attribute)`` under which ``service`` can be imported, if any."""
-    if not service.module or service.module == "__main__":
-        return None
-    try:
-        module = importlib.import_module(service.module)
-    except Exception:
-        return None
-    for attr, value in vars(module).items():
-        if value is service:
-            return service.module, attr
+    """``(module, attribute)`` under which ``service`` can be imported, if any: the first of
+    :meth:`Service.home_modules` that holds it as an attribute."""
+    for name in service.home_modules():
+        if name == "__main__":  # a worker's __main__ is another program
+            continue
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        for attr, value in vars(module).items():
+            if value is service:
+                return name, attr
     return None
 
 
@@ -90,8 +92,9 @@ class AppSpec:
                 except Exception as exc:
                     raise ConfigurationError(
                         f"service {s.name} cannot travel to Ray workers: it is not importable "
-                        f"(defined in {s.module or 'an unknown module'}) and not picklable "
-                        f"({exc}); define it at module level of an importable module"
+                        f"(looked in {', '.join(s.home_modules()) or 'no module'}) and not "
+                        f"picklable ({exc}); define it at module level of an importable module "
+                        "or pass Service(module=...)"
                     ) from exc
             out.append(where)
         return out
