@@ -198,3 +198,36 @@ def test_a_service_is_located_by_its_parts_modules_or_an_explicit_module():
     assert explicit.home_modules() == ["tests.domain"]
     with pytest.raises(ConfigurationError, match="module name"):
         Service("counting", module="")
+
+
+class _Opaque:
+    """A state type pydantic has no schema for."""
+
+
+def _reduce_to_a_missing_name(state, event) -> NoSuchState | None:  # type: ignore[name-defined]  # noqa: F821
+    return state
+
+
+def _reduce_to_an_opaque_state(state: _Opaque | None, event: Event) -> _Opaque | None:
+    return state
+
+
+def test_a_store_that_cannot_snapshot_says_why(caplog):
+    """No snapshots for a state pydantic cannot handle — and a warning that says so, naming
+    the store, instead of snapshots silently off."""
+    from .domain import reduce
+
+    caplog.set_level("WARNING", logger="talix.model")
+    missing = EventStore("missing", [added], _reduce_to_a_missing_name, snapshot_every=5)
+    opaque = EventStore("opaque", [added], _reduce_to_an_opaque_state, snapshot_every=5)
+    assert missing.state_adapter is None and opaque.state_adapter is None
+    warned = {r.getMessage() for r in caplog.records}
+    assert any("event store missing takes no snapshots" in m and "NoSuchState" in m
+               for m in warned), warned
+    assert any("event store opaque takes no snapshots" in m and "_Opaque" in m
+               for m in warned), warned
+    caplog.clear()
+    # no return annotation: no snapshots, nothing to warn about; a model state: an adapter
+    assert EventStore("bare", [added], lambda s, e: s).state_adapter is None
+    assert EventStore("fine", [added], reduce).state_adapter is not None
+    assert not caplog.records

@@ -175,3 +175,40 @@ async def test_settle_recreates_a_dispatcher_that_is_gone(ray_session, s3_server
         entries = [e for i in range(2)
                    for e in (await rt.load_state(domain.ledger, f"g{i}")) or []]
         assert len(entries) == 6
+
+
+async def test_stopping_logs_what_it_could_not_stop(ray_session, caplog):
+    """RayRuntime._stop asks each actor to stop: one that is not there is skipped quietly,
+    one that fails or hangs is named in a warning (and killed next), never silently."""
+    import ray
+
+    from talix_ray.runtime.ray.runtime import stop_actor
+
+    @ray.remote(num_cpus=0)
+    class Stubborn:
+        def refuse(self) -> None:
+            raise RuntimeError("refuses to stop")
+
+        async def hang(self) -> None:
+            await asyncio.sleep(60)
+
+        def stop(self) -> None:
+            return None
+
+    ns = f"stop-{uuid.uuid4().hex[:8]}"
+    name = "talix:stubborn:dispatcher"
+    actor = Stubborn.options(name=name, namespace=ns, lifetime="detached").remote()
+    try:
+        caplog.set_level("DEBUG", logger="talix.ray")
+        assert await stop_actor(name, ns, "stop", 30)
+        assert not await stop_actor("talix:stubborn:nobody", ns, "stop", 30)
+        assert not [r for r in caplog.records if r.levelname == "WARNING"]
+        assert not await stop_actor(name, ns, "refuse", 30)
+        assert not await stop_actor(name, ns, "hang", 0.5)
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 2, warnings
+        assert f"actor {name} failed to refuse" in warnings[0]
+        assert "refuses to stop" in warnings[0]
+        assert f"actor {name} did not hang within 0.5s" in warnings[1]
+    finally:
+        ray.kill(actor, no_restart=True)

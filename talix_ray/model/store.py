@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, PydanticUserError, TypeAdapter
 
 from .errors import ConfigurationError, UnknownEventType
 from .events import Event, EventType, NewEvent, StoredEvent, timestamp_of
@@ -22,6 +23,7 @@ S = TypeVar("S")
 I = TypeVar("I", bound=BaseModel)  # noqa: E741
 Reducer = Callable[[Any, Event[Any]], Any]
 Placement = Literal["sharded", "dedicated"]
+log = logging.getLogger("talix.model")
 
 
 class CommandResult(NamedTuple):
@@ -157,13 +159,20 @@ class EventStore(Generic[S]):
     @functools.cached_property
     def state_adapter(self) -> TypeAdapter[Any] | None:
         """A pydantic adapter for the state (the reducer's return annotation); ``None`` when
-        the state cannot be serialized (no snapshots then)."""
-        ann = return_type(self.reducer)
+        the reducer has no return annotation, or (logged as a warning) when it does not
+        resolve or names a type pydantic cannot serialize: no snapshots then."""
+        try:
+            ann = return_type(self.reducer)
+        except ConfigurationError as exc:
+            log.warning("event store %s takes no snapshots: %s", self.name, exc)
+            return None
         if ann is None:
             return None
         try:
             return TypeAdapter(ann)
-        except Exception:
+        except PydanticUserError as exc:  # a type with no schema, an undefined reference
+            log.warning("event store %s takes no snapshots: its state type %r cannot be "
+                        "serialized (%s)", self.name, ann, str(exc).splitlines()[0])
             return None
 
     @functools.cached_property
