@@ -18,6 +18,7 @@ from talix_ray import ConfigurationError
 
 from .domain import Add, ledger
 from .ray_domain import heavy, heavy_add, service
+from .waiting import eventually
 
 ROOT = Path(__file__).parent.parent
 
@@ -53,9 +54,14 @@ async def test_named_actors_dedicated_aggregates_and_task_resources(ray_runtime,
         await rt.settle(60)
         booked = await rt.load_state(ledger, "res-h1")
         assert [e.amount for e in booked] == [2, 2]  # each action ran as a task with 2 CPUs
-        await asyncio.sleep(3.0)  # idle: the dedicated actor stops itself
-        with pytest.raises(ValueError):
-            ray.get_actor(f"talix:{rt.app_name}:heavy:h1", namespace=ns)
+        def gone() -> bool:  # idle (idle_timeout=1.0): the dedicated actor stops itself
+            try:
+                ray.get_actor(f"talix:{rt.app_name}:heavy:h1", namespace=ns)
+            except ValueError:
+                return True
+            return False
+
+        await eventually(gone, timeout=30, what="the idle dedicated actor stopped itself")
         r = await rt.run(heavy_add, "h1", Add(amount=1))  # re-created, reloaded from storage
         assert r.version == 3 and (await rt.get_aggregate(heavy, "h1")).state.total == 6
     names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
