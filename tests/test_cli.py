@@ -60,6 +60,14 @@ def test_only_expected_errors_become_one_line_messages(tmp_path):
     assert "Traceback" in r.stderr and "no_such_setting" in r.stderr, r.stdout + r.stderr
 
 
+def test_app_help_says_what_an_app_may_be():
+    for command in (("views", "rebuild"), ("deadletters", "retry"), ("serve",)):
+        r = talix(*command, "--help", env={"COLUMNS": "400"})
+        assert r.returncode == 0, r.stderr
+        text = " ".join(r.stdout.replace("│", " ").split())
+        assert "a runtime, or a function taking the Settings" in text, text
+
+
 async def test_views_list_show_and_rebuild(tmp_path):
     from talix_ray.settings import Settings
 

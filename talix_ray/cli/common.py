@@ -12,6 +12,9 @@ app = typer.Typer(help="talix-ray: event-sourced services on Ray.", no_args_is_h
 console = Console()
 STORE_OPTION = typer.Option(None, "--store",
                             help="the application's store (default: TALIX_STORE)")
+APP_HELP = ("module:attribute naming the application: a runtime, or a function taking the "
+            "Settings (TALIX_*, --store) and returning one; modules of the current directory "
+            "import")
 
 
 @app.callback()
