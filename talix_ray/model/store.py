@@ -5,10 +5,9 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, NamedTuple, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, Protocol, TypeVar, overload
 
 from pydantic import BaseModel, PydanticUserError, TypeAdapter
 
@@ -21,6 +20,8 @@ from .validation import validate
 
 S = TypeVar("S")
 I = TypeVar("I", bound=BaseModel)  # noqa: E741
+J = TypeVar("J", bound=BaseModel)
+S_co = TypeVar("S_co", covariant=True)
 Reducer = Callable[[Any, Event[Any]], Any]
 Placement = Literal["sharded", "dedicated"]
 log = logging.getLogger("talix.model")
@@ -44,6 +45,16 @@ class CommandResult(NamedTuple):
     def appended(self) -> bool:
         """Whether this call appended events (False for a no-op or a repeated command id)."""
         return bool(self.events) and not self.duplicate
+
+
+class Registrar(Protocol[S_co]):
+    """What ``@store.command(name=...)`` returns: it registers a decider of that store's
+    state and keeps the decider's input model in the command's type."""
+
+    @overload
+    def __call__(self, fn: Callable[[S_co | None, J], Any], /) -> Command[Any, J]: ...
+    @overload
+    def __call__(self, fn: Callable[[S_co | None, J, Any], Any], /) -> Command[Any, J]: ...
 
 
 class EventStore(Generic[S]):
@@ -100,11 +111,13 @@ class EventStore(Generic[S]):
         return f"EventStore({self.name!r})"
 
     # -- commands -------------------------------------------------------------------------
-    @typing.overload
-    def command(self, fn: Callable[..., Any], /) -> Command[S, Any]: ...
-    @typing.overload
-    def command(self, *, name: str | None = None,
-                max_retries: int = 5) -> Callable[[Callable[..., Any]], Command[S, Any]]: ...
+    @overload
+    def command(self, fn: Callable[[S | None, J], Any], /) -> Command[S, J]: ...
+    @overload
+    def command(self, fn: Callable[[S | None, J, Any], Any], /) -> Command[S, J]: ...
+    @overload
+    def command(self, fn: None = None, /, *, name: str | None = None,
+                max_retries: int = 5) -> Registrar[S]: ...
 
     def command(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
                 max_retries: int = 5) -> Any:
@@ -217,9 +230,10 @@ class Command(Generic[S, I]):
                 f"command {store.name}.{cname}: annotate the input parameter "
                 f"'{params[1].name}' with a pydantic model"
             )
-        return cls(store=store, name=cname, input_model=model, decide=fn,
-                   is_async=inspect.iscoroutinefunction(fn), wants_ctx=len(params) == 3,
-                   max_retries=max_retries, description=(fn.__doc__ or "").strip() or None)
+        return Command(store=store, name=cname, input_model=model, decide=fn,
+                       is_async=inspect.iscoroutinefunction(fn), wants_ctx=len(params) == 3,
+                       max_retries=max_retries,
+                       description=(fn.__doc__ or "").strip() or None)
 
     @property
     def qualname(self) -> str:

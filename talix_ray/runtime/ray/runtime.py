@@ -17,7 +17,7 @@ from ...model.errors import ConfigurationError, Unavailable
 from ...model.store import Command, CommandResult, EventStore
 from ...settings import Settings
 from ...shared import ObjectStoreFileStorage
-from ..ray.spec import AppSpec
+from ..ray.spec import AppSpec, actor_class
 from .local import init_local_ray, joins_a_cluster
 
 log = logging.getLogger("talix.ray")
@@ -172,12 +172,12 @@ class RayRuntime(Runtime):
             views=[f.name for f in app_folds(self.app)] if self.views_enabled else [])
         self.router = Router(self.spec)
         opts = self.spec.long_lived_options()
-        handles = [ShardActor.options(name=self.spec.shard_name(i), **opts)
+        handles = [actor_class(ShardActor).options(name=self.spec.shard_name(i), **opts)
                    .remote(self.spec, i) for i in range(shards)]
         self.shard_info = list(await asyncio.gather(*(h.ready.remote() for h in handles)))
         if self.dispatch and (self.app.has_log_consumers or self.app.timer_actions):
-            dispatcher = DispatcherActor.options(name=self.spec.dispatcher_name, **opts) \
-                .remote(self.spec, self.timers)
+            dispatcher = actor_class(DispatcherActor).options(
+                name=self.spec.dispatcher_name, **opts).remote(self.spec, self.timers)
             await dispatcher.start.remote()
         if self.views_enabled:
             await self._start_views(opts)
@@ -189,7 +189,7 @@ class RayRuntime(Runtime):
 
         assert self.app is not None and self.spec is not None and self._journal is not None
         names = self.spec.views
-        handles = [ViewActor.options(name=self.spec.view_name(n), **opts)
+        handles = [actor_class(ViewActor).options(name=self.spec.view_name(n), **opts)
                    .remote(self.spec, n, self.view_options) for n in names]
         await asyncio.gather(*(h.start.remote() for h in handles))
         location = ViewLocation.of_store(self._journal.store)
@@ -283,7 +283,7 @@ class RayRuntime(Runtime):
                 raise Unavailable("no dispatcher runs for this application and this runtime "
                                   "does not start one (dispatch=False)") from None
             log.warning("the dispatcher of %s is gone: starting it again", self.app_name)
-            return DispatcherActor.options(name=self.spec.dispatcher_name,
+            return actor_class(DispatcherActor).options(name=self.spec.dispatcher_name,
                                            **self.spec.long_lived_options()
                                            ).remote(self.spec, self.timers)
 

@@ -24,6 +24,12 @@ from ...objectstore import ObjectStore, open_store
 from ...secrets import SecretRef, share
 
 
+def actor_class(cls: type) -> Any:
+    """A class decorated with ``@ray.remote`` as what it is at run time, an actor class
+    (with ``.options`` and ``.remote``); type checkers see the plain class."""
+    return cls
+
+
 def locate(service: Service) -> tuple[str, str] | None:
     """``(module, attribute)`` under which ``service`` can be imported, if any: the first of
     :meth:`Service.home_modules` that holds it as an attribute."""
