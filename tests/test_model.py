@@ -192,6 +192,10 @@ def test_a_service_is_located_by_its_parts_modules_or_an_explicit_module():
     assert locate(services.documents.service) == ("services.documents", "service")
     homes = services.documents.service.home_modules()
     assert homes[:3] == ["services.documents.model", "services.documents", "services"]
+    # assembled in a module that defines none of its parts: found among imported modules
+    from . import assembled_app
+
+    assert locate(assembled_app.service) == ("tests.assembled_app", "service")
     # built in a function: found nowhere, travels pickled
     assert locate(Service("counting", stores=[counters])) is None
     explicit = Service("counting", stores=[counters], module="tests.domain")

@@ -20,7 +20,8 @@ class Service:
     Ray workers import a service as ``module.attribute``: ``module`` when given, otherwise
     the first module (or package above it) defining one of its parts — reducer, decider,
     action, query or view handler — that holds the service as an attribute (see
-    :meth:`home_modules`). A service found in none of them travels pickled.
+    :meth:`home_modules`), else any imported module that does. A service found nowhere
+    travels pickled.
     """
 
     name: str

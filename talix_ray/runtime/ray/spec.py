@@ -9,6 +9,7 @@ Storage travels as its configuration: each process opens its own connections.
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,9 @@ def actor_class(cls: type) -> Any:
 
 def locate(service: Service) -> tuple[str, str] | None:
     """``(module, attribute)`` under which ``service`` can be imported, if any: the first of
-    :meth:`Service.home_modules` that holds it as an attribute."""
+    :meth:`Service.home_modules` that holds it as an attribute, else (no explicit ``module``)
+    the first module imported in this process that does — an application module assembling
+    services from parts defined elsewhere."""
     for name in service.home_modules():
         if name == "__main__":  # a worker's __main__ is another program
             continue
@@ -40,9 +43,25 @@ def locate(service: Service) -> tuple[str, str] | None:
             module = importlib.import_module(name)
         except ImportError:
             continue
-        for attr, value in vars(module).items():
-            if value is service:
-                return name, attr
+        found = _attribute(module, service)
+        if found is not None:
+            return name, found
+    if service.module is not None:
+        return None
+    for name, module in list(sys.modules.items()):
+        if name == "__main__" or module is None:
+            continue
+        found = _attribute(module, service)
+        if found is not None:
+            return name, found
+    return None
+
+
+def _attribute(module: Any, service: Service) -> str | None:
+    """The name under which ``module`` holds ``service``, if it does."""
+    for attr, value in list(vars(module).items()):
+        if value is service:
+            return attr
     return None
 
 
