@@ -27,6 +27,7 @@ dev: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: $(STAMP) lint
 	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q

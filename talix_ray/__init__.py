@@ -47,6 +47,7 @@ from .model import (
     query,
     state_view,
 )
+from .settings import Settings
 from .shared import (
     Clock,
     DownloadedFile,
@@ -76,7 +77,8 @@ __all__ = [
     "FileStorage", "FixedClock", "Forbidden", "IdGenerator", "Invocation", "LocalRuntime",
     "MemoryFileStorage", "NewEvent", "NonDeterministicAction", "NotFound", "Page", "Principal",
     "Projection", "Query",
-    "RayRuntime", "Resources", "Retry", "Runtime", "SequentialIds", "Service", "StorageError",
+    "RayRuntime", "Resources", "Retry", "Runtime", "SequentialIds", "Service", "Settings",
+    "StorageError",
     "TalixError", "Testkit", "TimerTick", "Unauthenticated", "Unavailable", "UnknownEventType",
     "UploadedFile", "ValidationError", "VersionConflict", "action", "every", "fact_view",
     "http", "on_event", "on_queue", "query", "state_view",

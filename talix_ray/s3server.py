@@ -50,7 +50,8 @@ def find_weed() -> str:
 
 def _free_ports(n: int) -> list[int]:
     """``n`` distinct free loopback ports."""
-    socks, ports = [], []
+    socks: list[socket.socket] = []
+    ports: list[int] = []
     try:
         while len(ports) < n:
             s = socket.socket()

@@ -38,6 +38,7 @@ from .model.store import Command, CommandResult, EventStore
 from .shared import Clock, FixedClock
 
 T = TypeVar("T")
+In = TypeVar("In", bound=BaseModel)
 
 
 class _Loop:
@@ -166,7 +167,7 @@ class Testkit:
         """Run a query and return its result."""
         return self._run(self.runtime.query(query, input))
 
-    def run(self, command: Command[Any, Any], aggregate_id: str, input: Any, *,
+    def run(self, command: Command[Any, In], aggregate_id: str, input: In | dict[str, Any], *,
             command_id: str | None = None) -> CommandResult:
         """Run a command on the long-lived runtime."""
         return self._run(self.runtime.run(command, aggregate_id, input, command_id=command_id))
@@ -203,8 +204,8 @@ class Scenario:
         self._kit = kit
         self._events = events
 
-    def when(self, command: Command[Any, Any], aggregate_id: str, input: Any, *,
-             command_id: str | None = None) -> Outcome:
+    def when(self, command: Command[Any, In], aggregate_id: str, input: In | dict[str, Any],
+             *, command_id: str | None = None) -> Outcome:
         """Run ``command`` on a fresh runtime whose target stream holds the given events."""
         kit = self._kit
         store = command.store

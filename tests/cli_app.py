@@ -14,3 +14,8 @@ def bank(settings: Settings) -> LocalRuntime:
     from . import views_domain
 
     return LocalRuntime.from_settings(settings).add(views_domain.service).create()
+
+
+def buggy(settings: Settings) -> LocalRuntime:
+    """A factory with a defect of its own: its traceback must reach the user."""
+    return settings.no_such_setting  # type: ignore[attr-defined, no-any-return]

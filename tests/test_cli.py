@@ -44,6 +44,30 @@ async def test_deadletters_list_and_retry(tmp_path):
     assert missing.returncode == 2 and "no dead letter 'nope'" in missing.stdout
 
 
+def test_only_expected_errors_become_one_line_messages(tmp_path):
+    """A bad ``--app`` is the user's error (one line, exit 2, saying what is wrong); a defect
+    in the code it runs (here an AttributeError in the app's factory) keeps its traceback."""
+    store = f"file://{tmp_path}/events"
+    for ref, message in (("tests.nosuch:build", "cannot import module 'tests.nosuch'"),
+                         ("tests.cli_app:nosuch", "module 'tests.cli_app' has no attribute "
+                                                  "'nosuch'")):
+        r = talix("deadletters", "retry", "k", "--app", ref, "--store", store)
+        assert r.returncode == 2, r.stdout + r.stderr
+        lines = [x for x in (r.stdout + r.stderr).splitlines() if x.strip()]
+        assert len(lines) == 1 and message in lines[0], lines
+    r = talix("deadletters", "retry", "k", "--app", "tests.cli_app:buggy", "--store", store)
+    assert r.returncode not in (0, 2), r.stdout + r.stderr
+    assert "Traceback" in r.stderr and "no_such_setting" in r.stderr, r.stdout + r.stderr
+
+
+def test_app_help_says_what_an_app_may_be():
+    for command in (("views", "rebuild"), ("deadletters", "retry"), ("serve",)):
+        r = talix(*command, "--help", env={"COLUMNS": "400"})
+        assert r.returncode == 0, r.stderr
+        text = " ".join(r.stdout.replace("│", " ").split())
+        assert "a runtime, or a function taking the Settings" in text, text
+
+
 async def test_views_list_show_and_rebuild(tmp_path):
     from talix_ray.settings import Settings
 

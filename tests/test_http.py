@@ -9,6 +9,7 @@ import socket
 
 import httpx
 import pytest
+from pydantic import BaseModel
 
 from talix_ray import ConfigurationError, LocalRuntime, Service, action, http
 from talix_ray.journal import ObjectStoreJournal
@@ -323,12 +324,11 @@ def test_no_credentials_configured_means_every_route_is_401(tmp_path):
         assert c.get("/ping").status_code == 200
 
 
+class In(BaseModel):
+    a: str
+
+
 def test_bad_route_declarations_are_refused():
-    from pydantic import BaseModel
-
-    class In(BaseModel):
-        a: str
-
     @action(http.post("/x/{b}"))
     async def wrong_param(input: In, ctx) -> None: ...
 

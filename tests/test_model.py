@@ -18,6 +18,7 @@ from talix_ray import (
     http,
     on_event,
     on_queue,
+    query,
 )
 from talix_ray.model import StoredEvent, check_aggregate_id, check_name
 
@@ -94,10 +95,11 @@ def test_names_and_ids_are_validated():
             check_name("store", bad)
 
 
-def test_action_declarations_are_checked():
-    class In(BaseModel):
-        x: int
+class In(BaseModel):
+    x: int
 
+
+def test_action_declarations_are_checked():
     with pytest.raises(ConfigurationError, match="async"):
         @action(http.post("/x"))
         def sync_action(input: In, ctx):  # type: ignore[no-untyped-def]
@@ -135,3 +137,101 @@ def test_reducer_hash_changes_with_the_code():
     b = EventStore("a", [added], lambda s, e: 2)
     assert a.reducer_hash != b.reducer_hash
     assert a.reducer_hash == a.reducer_hash
+
+
+def test_annotations_resolve_in_the_defining_module_not_the_callers_frame():
+    """Registration reads no caller frame: a model local to a function is not found through
+    a string annotation (this module has ``from __future__ import annotations``), and the
+    error says what to do."""
+    class LocalIn(BaseModel):
+        x: int
+
+    rule = "define the model at module level"
+    with pytest.raises(ConfigurationError, match=rule):
+        @counters.command(name="local_only")
+        def local_only(state, input: LocalIn):  # type: ignore[no-untyped-def]
+            return None
+    assert "local_only" not in counters.commands
+    with pytest.raises(ConfigurationError, match=rule):
+        @action(http.post("/local"))
+        async def local_action(input: LocalIn, ctx):  # type: ignore[no-untyped-def]
+            return None
+    with pytest.raises(ConfigurationError, match=rule):
+        @query()
+        async def local_query(input: LocalIn, ctx):  # type: ignore[no-untyped-def]
+            return None
+    # an annotation that is the class itself (not a string) needs no lookup at all
+    def decide(state, input):  # type: ignore[no-untyped-def]
+        return None
+    decide.__annotations__ = {"input": LocalIn}
+    store = EventStore("scratch", [added], lambda s, e: s)
+    assert store.command(decide).input_model is LocalIn
+
+
+def test_no_frame_inspection_in_the_framework():
+    import pathlib
+
+    import talix_ray
+
+    root = pathlib.Path(talix_ray.__file__).parent
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        for hack in ("_getframe", "f_back", "currentframe", "inspect.stack", "f_locals"):
+            assert hack not in text, f"{path.relative_to(root)} uses {hack}"
+
+
+def test_a_service_is_located_by_its_parts_modules_or_an_explicit_module():
+    import services.documents
+    from talix_ray.runtime.ray.spec import locate
+
+    from . import domain
+
+    assert locate(domain.service) == ("tests.domain", "service")
+    assert locate(domain.plain_service) == ("tests.domain", "plain_service")
+    # parts in submodules (services.documents.model/actions), the service in the package
+    assert locate(services.documents.service) == ("services.documents", "service")
+    homes = services.documents.service.home_modules()
+    assert homes[:3] == ["services.documents.model", "services.documents", "services"]
+    # assembled in a module that defines none of its parts: found among imported modules
+    from . import assembled_app
+
+    assert locate(assembled_app.service) == ("tests.assembled_app", "service")
+    # built in a function: found nowhere, travels pickled
+    assert locate(Service("counting", stores=[counters])) is None
+    explicit = Service("counting", stores=[counters], module="tests.domain")
+    assert explicit.home_modules() == ["tests.domain"]
+    with pytest.raises(ConfigurationError, match="module name"):
+        Service("counting", module="")
+
+
+class _Opaque:
+    """A state type pydantic has no schema for."""
+
+
+def _reduce_to_a_missing_name(state, event) -> NoSuchState | None:  # type: ignore[name-defined]  # noqa: F821
+    return state
+
+
+def _reduce_to_an_opaque_state(state: _Opaque | None, event: Event) -> _Opaque | None:
+    return state
+
+
+def test_a_store_that_cannot_snapshot_says_why(caplog):
+    """No snapshots for a state pydantic cannot handle — and a warning that says so, naming
+    the store, instead of snapshots silently off."""
+    from .domain import reduce
+
+    caplog.set_level("WARNING", logger="talix.model")
+    missing = EventStore("missing", [added], _reduce_to_a_missing_name, snapshot_every=5)
+    opaque = EventStore("opaque", [added], _reduce_to_an_opaque_state, snapshot_every=5)
+    assert missing.state_adapter is None and opaque.state_adapter is None
+    warned = {r.getMessage() for r in caplog.records}
+    assert any("event store missing takes no snapshots" in m and "NoSuchState" in m
+               for m in warned), warned
+    assert any("event store opaque takes no snapshots" in m and "_Opaque" in m
+               for m in warned), warned
+    caplog.clear()
+    # no return annotation: no snapshots, nothing to warn about; a model state: an adapter
+    assert EventStore("bare", [added], lambda s, e: s).state_adapter is None
+    assert EventStore("fine", [added], reduce).state_adapter is not None
+    assert not caplog.records

@@ -18,6 +18,7 @@ from talix_ray import ConfigurationError
 
 from .domain import Add, ledger
 from .ray_domain import heavy, heavy_add, service
+from .waiting import eventually
 
 ROOT = Path(__file__).parent.parent
 
@@ -53,9 +54,14 @@ async def test_named_actors_dedicated_aggregates_and_task_resources(ray_runtime,
         await rt.settle(60)
         booked = await rt.load_state(ledger, "res-h1")
         assert [e.amount for e in booked] == [2, 2]  # each action ran as a task with 2 CPUs
-        await asyncio.sleep(3.0)  # idle: the dedicated actor stops itself
-        with pytest.raises(ValueError):
-            ray.get_actor(f"talix:{rt.app_name}:heavy:h1", namespace=ns)
+        def gone() -> bool:  # idle (idle_timeout=1.0): the dedicated actor stops itself
+            try:
+                ray.get_actor(f"talix:{rt.app_name}:heavy:h1", namespace=ns)
+            except ValueError:
+                return True
+            return False
+
+        await eventually(gone, timeout=30, what="the idle dedicated actor stopped itself")
         r = await rt.run(heavy_add, "h1", Add(amount=1))  # re-created, reloaded from storage
         assert r.version == 3 and (await rt.get_aggregate(heavy, "h1")).state.total == 6
     names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
@@ -175,3 +181,40 @@ async def test_settle_recreates_a_dispatcher_that_is_gone(ray_session, s3_server
         entries = [e for i in range(2)
                    for e in (await rt.load_state(domain.ledger, f"g{i}")) or []]
         assert len(entries) == 6
+
+
+async def test_stopping_logs_what_it_could_not_stop(ray_session, caplog):
+    """RayRuntime._stop asks each actor to stop: one that is not there is skipped quietly,
+    one that fails or hangs is named in a warning (and killed next), never silently."""
+    import ray
+
+    from talix_ray.runtime.ray.runtime import stop_actor
+
+    @ray.remote(num_cpus=0)
+    class Stubborn:
+        def refuse(self) -> None:
+            raise RuntimeError("refuses to stop")
+
+        async def hang(self) -> None:
+            await asyncio.sleep(60)
+
+        def stop(self) -> None:
+            return None
+
+    ns = f"stop-{uuid.uuid4().hex[:8]}"
+    name = "talix:stubborn:dispatcher"
+    actor = Stubborn.options(name=name, namespace=ns, lifetime="detached").remote()
+    try:
+        caplog.set_level("DEBUG", logger="talix.ray")
+        assert await stop_actor(name, ns, "stop", 30)
+        assert not await stop_actor("talix:stubborn:nobody", ns, "stop", 30)
+        assert not [r for r in caplog.records if r.levelname == "WARNING"]
+        assert not await stop_actor(name, ns, "refuse", 30)
+        assert not await stop_actor(name, ns, "hang", 0.5)
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 2, warnings
+        assert f"actor {name} failed to refuse" in warnings[0]
+        assert "refuses to stop" in warnings[0]
+        assert f"actor {name} did not hang within 0.5s" in warnings[1]
+    finally:
+        ray.kill(actor, no_restart=True)

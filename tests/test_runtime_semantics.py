@@ -12,6 +12,7 @@ from talix_ray import (
     ConfigurationError,
     Context,
     DomainError,
+    Event,
     FileStorage,
     IdGenerator,
     Invocation,
@@ -24,6 +25,7 @@ from talix_ray import (
     VersionConflict,
     action,
     http,
+    on_event,
 )
 from talix_ray.journal import Commit, MemoryJournal, ObjectStoreJournal
 from talix_ray.model import StoredEvent
@@ -31,6 +33,7 @@ from talix_ray.objectstore import MemoryObjectStore
 
 from . import domain
 from .domain import Add, Book, Copy, Limit, add, add_below, add_twice, book, counters, ledger
+from .waiting import eventually
 
 
 @pytest.fixture(params=["memory", "objectstore", "s3", "ray"])
@@ -90,8 +93,10 @@ def make_runtime(journal_kind, new_journal, storage, request):
 
         request.getfixturevalue("ray_session")
         server, prefix = storage(name)
-        settings = server.settings(f"s3://{server.bucket}/{prefix}")
         kw.pop("timers", None)
+        extra = {"remember_commands": kw.pop("remember_commands")} \
+            if "remember_commands" in kw else {}
+        settings = server.settings(f"s3://{server.bucket}/{prefix}", **extra)
         rt = RayRuntime(settings=settings, app=f"t{uuid.uuid4().hex[:10]}", partitions=2,
                         shards=1, poll_interval=0.05, **{"views": False, **kw}).add(service)
         made.append(rt)
@@ -385,15 +390,31 @@ async def test_actions_that_keep_failing_are_dead_lettered_and_can_be_retried(ma
             await rt.retry_deadletter("nope")
 
 
+@action(on_event(domain.added), durable=False)
+async def mirror_plainly(event: Event[domain.Added], ctx: Context) -> None:
+    """Books each addition to the ledger with no durable step record (so a second run of
+    the same event is kept from booking twice by its command id alone)."""
+    await ctx.run(book, event.aggregate_id, Book(source=event.id, amount=event.payload.amount))
+
+
+mirroring = Service("mirroring", stores=[counters, ledger], actions=[mirror_plainly])
+
+
 async def test_the_dispatcher_resumes_from_its_checkpoint(make_runtime):
-    async with make_runtime(domain.service, storage_name="j").create() as rt:
+    """The third runtime handles only what came after the checkpoint. A replay from offset 0
+    would end the same whenever the ledger recognized the replayed command id (or a durable
+    step record replayed it), so the action keeps no step record, the ledger remembers only
+    its last command id (``remember_commands=1``) and a manual entry pushes the first
+    action's id out: a replay would book event 1 again."""
+    async with make_runtime(mirroring, storage_name="j").create() as rt:
         await rt.run(add, "r1", Add(amount=1))
         await rt.settle(30)
     async with make_runtime(domain.plain_service, storage_name="j").create() as rt:
         await rt.run(add, "r1", Add(amount=2))  # written while no dispatcher runs
-    async with make_runtime(domain.service, storage_name="j").create() as rt:
+        await rt.run(book, "r1", Book(source="manual", amount=0), command_id="manual")
+    async with make_runtime(mirroring, storage_name="j", remember_commands=1).create() as rt:
         await rt.settle(30)
-        assert [e.amount for e in await rt.load_state(ledger, "r1")] == [1, 2]
+        assert [e.amount for e in await rt.load_state(ledger, "r1")] == [1, 0, 2]
 
 
 async def test_queues_deliver_messages_and_validate_them(make_runtime):
@@ -408,22 +429,34 @@ async def test_queues_deliver_messages_and_validate_them(make_runtime):
         assert sorted(e.source for e in await rt.load_state(ledger, "pings")) == ["a", "b"]
 
 
+async def _fired(rt: LocalRuntime, n: int) -> bool:
+    """Whether the ``tick`` timer has fired at least ``n`` periods."""
+    return len(await rt.journal.read_stream("talix-timers", "tick")) >= n
+
+
+async def _booked(rt: LocalRuntime, ledger_id: str, n: int) -> bool:
+    """Whether ledger ``ledger_id`` holds at least ``n`` entries."""
+    return len(await rt.load_state(ledger, ledger_id) or []) >= n
+
+
 async def test_timers_fire_once_per_period_across_runtimes(make_runtime, memory_only):
     a = make_runtime(domain.service, storage_name="j").create()
     b = make_runtime(domain.service, storage_name="j", dispatch=False).create()
     async with a, b:  # both fire the timer, a dispatches
-        await asyncio.sleep(1.1)
+        await eventually(lambda: _fired(a, 3), timeout=30,
+                         what="three periods of the 200 ms timer")
         await a.settle(10)
         fired = await a.journal.read_stream("talix-timers", "tick")
         periods = [r.payload["period"] for r in fired]
-        assert len(periods) == len(set(periods)) >= 3  # ~5 periods of 200 ms in 1.1 s
+        assert len(periods) == len(set(periods)) >= 3  # two runtimes, one event per period
         booked = await a.load_state(ledger, "ticks")
         assert sorted(e.amount for e in booked) == sorted(periods)
 
 
 async def test_timers_fire_on_every_runtime_kind(make_runtime):
     async with make_runtime(domain.service).create() as rt:
-        await asyncio.sleep(1.0)
+        await eventually(lambda: _booked(rt, "ticks", 2), timeout=30,
+                         what="two ticks of the 200 ms timer booked")
         await rt.settle(30)
         booked = await rt.load_state(ledger, "ticks")
         assert booked is not None and len(booked) >= 2
@@ -462,7 +495,7 @@ async def test_a_waiter_cancelled_after_release_skipped_it_leaves_the_entity_usa
     entity = Entity(domain.counters, "q")
     await entity.acquire()
     waiter = asyncio.ensure_future(entity.acquire())
-    await asyncio.sleep(0)
+    await eventually(lambda: entity.waiters, timeout=5, what="the second acquire queued")
     waiter.cancel()
     entity.release()  # drops the cancelled waiter from the queue
     with pytest.raises(asyncio.CancelledError):

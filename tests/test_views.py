@@ -36,6 +36,7 @@ from talix_ray.views import (
 from talix_ray.views import open as open_view
 
 from . import views_domain as bank
+from .waiting import eventually
 
 FAST = {"linger": 0.02, "poll_interval": 0.05}
 
@@ -175,7 +176,9 @@ async def test_reading_pandas_polars_sql_and_time_travel(tmp_path):
         await rt.views.wait_for(first, "balances")
         view = rt.views.open("balances")
         v1, t1 = view.version, dt.datetime.now(dt.UTC)
-        await asyncio.sleep(0.05)
+        # the next commit's timestamp (milliseconds) must fall after t1
+        await eventually(lambda: dt.datetime.now(dt.UTC) > t1 + dt.timedelta(milliseconds=2),
+                         timeout=5, what="the clock past t1")
         last = await rt.run(bank.deposit, "x1", bank.Deposit(amount=Decimal("7.10")))
         await rt.views.wait_for(last, "balances")
         assert view.version > v1
@@ -204,13 +207,19 @@ async def test_reading_pandas_polars_sql_and_time_travel(tmp_path):
 
 
 async def test_read_your_writes_times_out_when_the_view_is_behind(tmp_path):
-    rt = file_runtime(tmp_path / "store", view_options={"linger": 5.0, "poll_interval": 5.0})
+    """The blocking ``View.wait_for`` runs on a thread (as ``views.wait_for`` runs it), so the
+    runtime's loop and its runner go on: the view is behind only because the runner lingers
+    2 s before folding a new batch — and once it has, the same wait returns."""
+    rt = file_runtime(tmp_path / "store", view_options={"linger": 2.0, "poll_interval": 5.0})
     async with rt:
         r0 = await rt.run(bank.open_account, "y", bank.Open(owner="bo"))
         await rt.views.wait_for(r0, "balances", timeout=30)  # the first batch, then idle
         r1 = await rt.run(bank.deposit, "y", bank.Deposit(amount=Decimal(1)))
+        view = rt.views.open("balances")
         with pytest.raises(TimeoutError, match="has not reached"):
-            rt.views.open("balances").wait_for(r1, timeout=0.3)
+            await asyncio.to_thread(view.wait_for, r1, timeout=0.3)
+        assert await asyncio.to_thread(view.wait_for, r1, timeout=30) is view
+        assert view.to_arrow().to_pylist()[0]["deposits"] == 1
 
 
 async def test_views_on_s3_are_read_from_settings(s3_server, tmp_path):
@@ -254,12 +263,12 @@ async def test_a_failing_handler_stops_its_view_at_that_event(tmp_path):
         await rt.views.wait_for(good, "flaky")
         await rt.run(bank.open_account, "bad", bank.Open(owner="b"))
         after = await rt.run(bank.open_account, "after", bank.Open(owner="a"))
-        for _ in range(200):
+        async def failed() -> dict[str, Any] | None:
             status = {s["view"]: s for s in await rt.views.status()}["flaky"]
-            if status["status"] == "failed":
-                break
-            await asyncio.sleep(0.02)
-        assert status["status"] == "failed" and "boom" in status["error"]
+            return status if status["status"] == "failed" else None
+
+        status = await eventually(failed, timeout=30, what="view flaky failed")
+        assert "boom" in status["error"]
         assert "bad@1" in status["error"] and status["lag"] > 0
         assert [r["account_id"] for r in rt.views.open("flaky").to_arrow().to_pylist()] == ["good"]
         broken["on"] = False  # the fix: the runner retries and goes on

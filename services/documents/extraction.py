@@ -425,11 +425,11 @@ def find_total(table: list[Row]) -> tuple[Found[Decimal], int | None]:
             best = (strength, i, pick)
     if best is None:
         return Found[Decimal](), None
-    strength, index, money = best
+    strength, index, chosen = best
     confidence = {3: 0.9, 2: 0.8}.get(int(strength), 0.5)
-    bonus, corrected = _consistency(table, money.value)
+    bonus, corrected = _consistency(table, chosen.value)
     confidence = max(0.0, min(1.0, confidence + bonus))
-    return Found[Decimal](value=corrected or money.value,
+    return Found[Decimal](value=corrected or chosen.value,
                           confidence=round(confidence, 3)), index
 
 

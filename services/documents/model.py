@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from talix_ray import AlreadyExists, DomainError, Event, EventStore, EventType, NotFound
+from talix_ray import (
+    AlreadyExists,
+    DomainError,
+    Event,
+    EventStore,
+    EventType,
+    NewEvent,
+    NotFound,
+)
 from talix_ray.shared.filenames import MAX_NAME_CHARS, is_safe_file_name
 
 FailureReason = Literal["unsupported", "corrupt", "unreadable", "too_large"]
@@ -133,7 +141,7 @@ class CreateDocument(FileInfo):
 
 
 @documents.command
-def create_document(state: Document | None, input: CreateDocument):
+def create_document(state: Document | None, input: CreateDocument) -> NewEvent[Any]:
     if state is not None:
         raise AlreadyExists("this document exists already")
     return document_created(**input.model_dump())
@@ -161,7 +169,7 @@ def _unfinished(state: Document | None) -> Document:
 
 
 @documents.command
-def record_analysis(state: Document | None, input: RecordAnalysis):
+def record_analysis(state: Document | None, input: RecordAnalysis) -> NewEvent[Any]:
     _unfinished(state)
     return document_analyzed(**input.model_dump())
 
@@ -173,6 +181,7 @@ class RecordAnalysisFailure(BaseModel):
 
 
 @documents.command
-def record_analysis_failure(state: Document | None, input: RecordAnalysisFailure):
+def record_analysis_failure(state: Document | None,
+                            input: RecordAnalysisFailure) -> NewEvent[Any]:
     _unfinished(state)
     return document_analysis_failed(**input.model_dump())

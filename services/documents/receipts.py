@@ -176,7 +176,7 @@ class MoneyStyle:
         whole, cents = f"{value.quantize(CENT):.2f}".split(".")
         negative = whole.startswith("-")
         whole = whole.lstrip("-")
-        groups = []
+        groups: list[str] = []
         while len(whole) > 3:
             groups.insert(0, whole[-3:])
             whole = whole[:-3]
@@ -208,7 +208,8 @@ def money_style(rng: random.Random, currency: str) -> MoneyStyle:
     decimal, thousands = _pick(rng, _SEPARATORS[currency])
     code = rng.random() < 0.3 or currency == "CHF"
     mark = currency if code else _SYMBOLS[currency]
-    place = rng.choice(["prefix", "suffix"]) if currency in ("EUR", "CHF") or code else "prefix"
+    places: list[Literal["prefix", "suffix"]] = ["prefix", "suffix"]
+    place = rng.choice(places) if currency in ("EUR", "CHF") or code else "prefix"
     glue = "" if len(mark) == 1 and place == "prefix" and rng.random() < 0.7 else " "
     return MoneyStyle(currency, decimal, thousands, mark, place, rng.random() < 0.5, glue)
 
@@ -245,6 +246,7 @@ _SURNAMES = ["Miller", "Schmidt", "Dupont", "Rossi", "Keller", "Brennan", "Novak
              "Weber", "Moreau", "Fischer", "Baker", "Hughes", "Meier", "Jansen", "Clarke"]
 _SUFFIX = {"EUR": ["GmbH", "SARL", "BV", "SRL"], "USD": ["Inc", "LLC", "Co"],
            "GBP": ["Ltd", "& Sons"], "CHF": ["AG", "GmbH", "SA"]}
+_ITEMS: dict[str, list[tuple[str, float, float]]]  # kind -> (item, lowest, highest price)
 _ITEMS = {"cafe": [("Cappuccino", 3.2, 5.5), ("Latte", 3.5, 5.9), ("Espresso", 1.8, 3.5),
                    ("Croissant", 2.1, 4.2), ("Muffin", 2.5, 4.5), ("Green Tea", 2.4, 4.0),
                    ("Bagel", 3.0, 6.5), ("Orange Juice", 3.5, 6.0)],
@@ -305,6 +307,7 @@ def _amount(rng: random.Random, low: float, high: float) -> Decimal:
 # -- expenses ------------------------------------------------------------------------------------
 _TOTAL_LABELS = ["TOTAL", "Total", "TOTAL DUE", "Amount due", "Total to pay", "Balance due",
                  "TOTAL TTC", "Total amount", "Summe", "GRAND TOTAL", "Amount payable"]
+_TAX: dict[str, list[tuple[str, list[float]]]]  # currency -> (tax name, rates in %)
 _TAX = {"EUR": [("VAT", [19, 20, 10, 21, 7]), ("TVA", [20, 10, 5.5]), ("MwSt", [19, 7]),
                 ("IVA", [22, 10]), ("BTW", [21, 9])],
         "USD": [("Sales Tax", [8.875, 6.25, 7, 10.25]), ("Tax", [6, 8.25])],

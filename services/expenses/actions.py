@@ -33,7 +33,7 @@ async def approve(input: ExpenseId, ctx: Context) -> Expense:
     """Approve an expense (needs the expenses:approve scope); the approver is the caller."""
     who = ctx.principal.id if ctx.principal else "system"
     await ctx.run(approve_expense, input.expense_id, ApproveExpense(approved_by=who))
-    return await ctx.load(expenses, input.expense_id)
+    return await _expense(ctx, input.expense_id)
 
 
 @action(http.post("/expenses/{expense_id}/reject"), scopes=["expenses:approve"])
@@ -42,7 +42,7 @@ async def reject(input: Rejection, ctx: Context) -> Expense:
     who = ctx.principal.id if ctx.principal else "system"
     await ctx.run(reject_expense, input.expense_id,
                   RejectExpense(rejected_by=who, reason=input.reason))
-    return await ctx.load(expenses, input.expense_id)
+    return await _expense(ctx, input.expense_id)
 
 
 @query(http.get("/expenses/{expense_id}"))
@@ -80,3 +80,11 @@ async def list_expenses(input: ExpenseFilter, ctx: Context) -> ExpenseList:
     """Expenses from the ``expenses`` view, newest first (filters bound, never pasted)."""
     rows = ctx.views.open("expenses").sql(_LIST, params=input.model_dump()).to_arrow_table()
     return ExpenseList(items=[ExpenseRow.model_validate(r) for r in rows.to_pylist()])
+
+
+async def _expense(ctx: Context, expense_id: str) -> Expense:
+    """The expense a command just changed (it exists: the command succeeded)."""
+    expense = await ctx.load(expenses, expense_id)
+    if expense is None:
+        raise NotFound(f"no expense {expense_id}")
+    return expense

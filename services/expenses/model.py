@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from talix_ray import AlreadyExists, DomainError, Event, EventStore, EventType, NotFound
+from talix_ray import (
+    AlreadyExists,
+    DomainError,
+    Event,
+    EventStore,
+    EventType,
+    NewEvent,
+    NotFound,
+)
 
 Currency = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")
 
@@ -87,7 +95,7 @@ class CreateExpense(BaseModel):
 
 
 @expenses.command
-def create_expense(state: Expense | None, input: CreateExpense):
+def create_expense(state: Expense | None, input: CreateExpense) -> NewEvent[Any]:
     if state is not None:
         raise AlreadyExists("this expense exists already")
     return expense_created(**input.model_dump())
@@ -98,7 +106,7 @@ class ApproveExpense(BaseModel):
 
 
 @expenses.command
-def approve_expense(state: Expense | None, input: ApproveExpense):
+def approve_expense(state: Expense | None, input: ApproveExpense) -> NewEvent[Any]:
     if state is None:
         raise NotFound("no such expense")
     if state.status != "OPEN":
@@ -112,7 +120,7 @@ class RejectExpense(BaseModel):
 
 
 @expenses.command
-def reject_expense(state: Expense | None, input: RejectExpense):
+def reject_expense(state: Expense | None, input: RejectExpense) -> NewEvent[Any]:
     if state is None:
         raise NotFound("no such expense")
     if state.status != "OPEN":

@@ -12,6 +12,9 @@ app = typer.Typer(help="talix-ray: event-sourced services on Ray.", no_args_is_h
 console = Console()
 STORE_OPTION = typer.Option(None, "--store",
                             help="the application's store (default: TALIX_STORE)")
+APP_HELP = ("module:attribute naming the application: a runtime, or a function taking the "
+            "Settings (TALIX_*, --store) and returning one; modules of the current directory "
+            "import")
 
 
 @app.callback()
@@ -31,12 +34,20 @@ def _load_runtime(app_ref: str, settings):  # type: ignore[no-untyped-def]
     import importlib
 
     from ..engine.runtime import Runtime
-    from ..model.errors import NotFound
+    from ..model.errors import ConfigurationError, NotFound
 
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     module, _, attr = app_ref.partition(":")
-    target = getattr(importlib.import_module(module), attr or "runtime")
+    attr = attr or "runtime"
+    try:
+        loaded = importlib.import_module(module)
+    except ImportError as exc:  # the module, or something it imports, is not installed
+        raise ConfigurationError(f"--app {app_ref}: cannot import module {module!r} "
+                                 f"({type(exc).__name__}: {exc})") from exc
+    if not hasattr(loaded, attr):
+        raise NotFound(f"--app {app_ref}: module {module!r} has no attribute {attr!r}")
+    target = getattr(loaded, attr)
     runtime = target(settings) if callable(target) and not isinstance(target, Runtime) \
         else target
     if not isinstance(runtime, Runtime):
@@ -47,14 +58,17 @@ def _load_runtime(app_ref: str, settings):  # type: ignore[no-untyped-def]
 
 
 def _guard(fn):  # type: ignore[no-untyped-def]
-    """Run ``fn``; a talix or settings error prints a message and exits 2."""
+    """Run ``fn``; an expected error — a talix error, invalid settings, a bad value the
+    command was given (``ValueError``) — prints one line and exits 2. Anything else is a
+    defect and keeps its traceback (an ``--app`` that cannot be imported is a talix
+    :class:`ConfigurationError`, see :func:`_load_runtime`)."""
     from pydantic import ValidationError as SettingsError
 
     from ..model.errors import TalixError
 
     try:
         return fn()
-    except (SettingsError, TalixError, ValueError, ImportError, AttributeError) as exc:
+    except (SettingsError, TalixError, ValueError) as exc:
         message = " ".join(str(exc).split())  # one line, whatever the terminal's width
         console.print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
         _exit(2)

@@ -7,16 +7,17 @@ import sys
 
 import typer
 
-from .common import _exit, _guard, _load_runtime, _settings, app, console
+from .common import APP_HELP, _exit, _guard, _load_runtime, _settings, app, console
 
 
 @app.command("serve")
 def serve_cmd(
     local: bool = typer.Option(False, "--local/--ray", help="uvicorn and the LocalRuntime in "
                                "this process, or Ray Serve replicas joining the RayRuntime"),
-    app_ref: str = typer.Option(None, "--app", help="module:function making the runtime "
-                                "(default: services.app:build_runtime with --local, "
-                                "services.app:build_ray_runtime on Ray)"),
+    app_ref: str = typer.Option(None, "--app", help="with --local, " + APP_HELP + " (default "
+                                "services.app:build_runtime); on Ray Serve, module:function "
+                                "called with no arguments in each replica (default "
+                                "services.app:build_ray_runtime)"),
     host: str = typer.Option(None, help="address to listen on (default TALIX_HTTP_HOST, "
                              "127.0.0.1)"),
     port: int = typer.Option(None, help="port (default TALIX_HTTP_PORT, 8000)"),

@@ -7,7 +7,7 @@ import json
 
 import typer
 
-from .common import STORE_OPTION, _exit, _guard, _load_runtime, _settings, app, console
+from .common import APP_HELP, STORE_OPTION, _exit, _guard, _load_runtime, _settings, app, console
 
 deadletters = typer.Typer(help="Actions given up on after their last attempt.",
                           no_args_is_help=True)
@@ -47,7 +47,7 @@ def deadletters_list(
 def deadletters_retry(
     key: str = typer.Argument(..., help="the dead letter's key (see `talix deadletters list`)"),
     app_ref: str = typer.Option("services.app:build_runtime", "--app",
-                                help="module:attribute of the runtime (or a function making it)"),
+                                help=APP_HELP),
     store: str = STORE_OPTION,
 ) -> None:
     """Run a dead-lettered action again; the letter is removed when it succeeds."""
@@ -137,7 +137,7 @@ def views_show(
 def views_rebuild(
     name: str = typer.Argument(..., help="the view ('events' for the built-in one)"),
     app_ref: str = typer.Option("services.app:build_runtime", "--app",
-                                help="module:attribute of the runtime (or a function making it)"),
+                                help=APP_HELP),
     store: str = STORE_OPTION,
 ) -> None:
     """Replay the whole log into a new version of a view (after its row model or handlers

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -46,13 +46,15 @@ class App:
                 raise ConfigurationError(f"service {svc.name} added twice")
             names.add(svc.name)
             app.services.append(svc)
-            for index, items in ((app.stores, svc.stores), (app.actions, svc.actions),
-                                 (app.queries, svc.queries), (app.projections, svc.projections)):
+            kinds: list[tuple[dict[str, Any], Sequence[Any]]] = [
+                (app.stores, svc.stores), (app.actions, svc.actions),
+                (app.queries, svc.queries), (app.projections, svc.projections)]
+            for index, items in kinds:
                 for item in items:
-                    if item.name in index and index[item.name] is not item:  # type: ignore[index]
+                    if item.name in index and index[item.name] is not item:
                         raise ConfigurationError(f"two parts named {item.name} "
                                                  f"(second in service {svc.name})")
-                    index[item.name] = item  # type: ignore[index]
+                    index[item.name] = item
         stored_types = {et.name for s in app.stores.values() for et in s.event_types.values()}
         for view in app.projections.values():
             if view.name == "events":

@@ -28,6 +28,7 @@ from .steps import (
 )
 
 T = TypeVar("T")
+In = TypeVar("In", bound=BaseModel)
 
 
 class Client(Protocol):
@@ -154,8 +155,8 @@ class ActionContext(ReadOnlyContext):
         self._calls += 1
         return f"{self._id_base}:{self._calls}" if self._id_base else None
 
-    async def run(self, command: Command[Any, Any], aggregate_id: str,
-                  input: BaseModel | dict[str, Any], *,
+    async def run(self, command: Command[Any, In], aggregate_id: str,
+                  input: In | dict[str, Any], *,
                   command_id: str | None = None) -> CommandResult:
         """Run a command (a recorded step of a durable invocation); its id is derived from
         the trigger unless given."""

@@ -229,7 +229,7 @@ class Dispatcher:
                 await self._sleep(retry.delay(attempt))
 
     async def _deadletter(self, job: _Job, exc: BaseException, attempts: int) -> None:
-        record = {
+        record: dict[str, Any] = {
             "key": deadletter_key(job.action.name, job.record),
             "action": job.action.name,
             "event": job.record.to_json(),

@@ -72,6 +72,8 @@ from .system import Enqueue, Fire, enqueue, fire, queue_stream_id, queues
 log = logging.getLogger("talix.runtime")
 
 T = TypeVar("T")
+S = TypeVar("S")
+In = TypeVar("In", bound=BaseModel)
 MAX_COMMAND_ID = 512
 
 
@@ -234,8 +236,8 @@ class Runtime(ABC):
         return self.app
 
     # -- commands ---------------------------------------------------------------------------
-    async def run(self, command: Command[Any, Any], aggregate_id: str,
-                  input: BaseModel | dict[str, Any], *,
+    async def run(self, command: Command[Any, In], aggregate_id: str,
+                  input: In | dict[str, Any], *,
                   command_id: str | None = None,
                   principal: Principal | None = None) -> CommandResult:
         """Run a command on one aggregate; returns its appended events and new version.
@@ -402,7 +404,7 @@ class Runtime(ABC):
         store = getattr(self.journal, "store", None)
         return getattr(store, "url", "memory://")
 
-    async def load_state(self, store: EventStore[Any], aggregate_id: str) -> Any:
+    async def load_state(self, store: EventStore[S], aggregate_id: str) -> S | None:
         """The current state of an aggregate (``None`` if it has no events)."""
         return (await self.get_aggregate(store, aggregate_id)).state
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import logging
 import random
@@ -586,7 +587,7 @@ class PartitionIndex:
             try:
                 entries = mt.entries()
                 run = [await self._write_table(entries)] if entries else []
-                await self._commit(lambda runs, run=run: ([run] if run else []) + runs, mt.seq)
+                await self._commit(functools.partial(_prepend, run), mt.seq)
             except Fenced:
                 log.warning("partition %d: index fenced; this writer steps down", self.p)
                 return
@@ -703,9 +704,9 @@ class PartitionIndex:
 
         await self._commit(change, None)
         self.compactions += 1
-        for key in (k for r in want for k in r):
+        for table_key in (k for r in want for k in r):
             with contextlib.suppress(StorageError):
-                await self.store.delete(key)
+                await self.store.delete(table_key)
 
     async def _merged(self, inputs: list[Run], bottom: bool) -> AsyncIterator[tb.Entry]:
         """The entries of ``inputs`` (newest first) merged: one per key, the newest; at most
@@ -759,3 +760,8 @@ class PartitionIndex:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+
+
+def _prepend(run: Run, runs: list[Run]) -> list[Run]:
+    """The manifest's runs with ``run`` (a new table's run, if any) in front."""
+    return ([run] if run else []) + runs

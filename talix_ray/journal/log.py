@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections import OrderedDict
@@ -95,8 +96,8 @@ class ObjectStoreJournal(Journal):
             except ObjectNotFound:
                 want = self._requested_partitions or DEFAULT_PARTITIONS
                 with contextlib.suppress(ObjectExists):
-                    await with_retries("manifest", lambda want=want: self.store.create(
-                        key, fmt.dumps({"partitions": want})))
+                    await with_retries("manifest", functools.partial(
+                        self.store.create, key, fmt.dumps({"partitions": want})))
         if self._requested_partitions is not None and parts != self._requested_partitions:
             raise ConfigurationError(
                 f"{self.store.url} was created with {parts} partitions, not "
@@ -290,8 +291,8 @@ class ObjectStoreJournal(Journal):
             return w.head
         after = self._heads.get(partition, 0)
         while True:
-            listing = await with_retries("list segments", lambda after=after: self.store.list(
-                fmt.segment_prefix(partition),
+            listing = await with_retries("list segments", functools.partial(
+                self.store.list, fmt.segment_prefix(partition),
                 start_after=fmt.segment_key(partition, after) if after else None))
             if listing.keys:
                 after = fmt.seq_of(listing.keys[-1])
@@ -448,7 +449,7 @@ class ObjectStoreJournal(Journal):
         out = []
         for k in sorted(listing.keys):
             try:
-                obj = await with_retries("get dead letter", lambda k=k: self.store.get(k))
+                obj = await with_retries("get dead letter", functools.partial(self.store.get, k))
             except ObjectNotFound:
                 continue
             out.append(fmt.loads(k, obj.body, "dead letter")["record"])
@@ -496,8 +497,8 @@ class _ReaderView:
                 continue
             key = fmt.segment_key(self.p, seq)
             try:
-                obj = await with_retries("get segment", lambda key=key: self.journal.store.get(
-                    key))
+                obj = await with_retries("get segment",
+                                         functools.partial(self.journal.store.get, key))
             except ObjectNotFound:
                 return
             rec = fmt.decode_segment(key, obj.body)

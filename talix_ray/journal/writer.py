@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import uuid
@@ -139,8 +140,8 @@ class PartitionWriter:
             keys = listing.keys
             if not keys:
                 return
-            bodies = await asyncio.gather(*(with_retries("get", lambda k=k: self.store.get(k))
-                                            for k in keys))
+            bodies = await asyncio.gather(*(
+                with_retries("get", functools.partial(self.store.get, k)) for k in keys))
             for key, obj in zip(keys, bodies, strict=True):
                 if fmt.seq_of(key) != self.head + 1:
                     raise StorageError(f"{key}: segment gap after {self.head}")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import inspect
 import re
-import sys
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, get_type_hints
+from typing import Any
 
 from pydantic import BaseModel
 
 from .errors import ConfigurationError
 from .events import Event
+from .hints import type_hints
 from .names import check_name
 from .triggers import EventTrigger, HttpTrigger, QueueTrigger, TimerTrigger, Trigger
 from .validation import validate
@@ -141,20 +141,11 @@ def check_scopes(scopes: Sequence[str], public: bool) -> tuple[str, ...]:
     return out
 
 
-def type_hints(fn: Callable[..., Any], localns: dict[str, Any] | None, what: str) -> dict[str, Any]:
-    """``get_type_hints`` that also sees the names local to where ``fn`` was decorated."""
-    try:
-        return get_type_hints(fn, localns=localns)
-    except Exception as exc:
-        raise ConfigurationError(f"{what}: cannot resolve annotations: {exc}") from exc
-
-
-def _input_annotation(fn: Callable[..., Any], what: str,
-                      localns: dict[str, Any] | None) -> tuple[Any, Any]:
+def _input_annotation(fn: Callable[..., Any], what: str) -> tuple[Any, Any]:
     params = list(inspect.signature(fn).parameters.values())
     if len(params) != 2:
         raise ConfigurationError(f"{what}: takes (input, ctx), got {len(params)} parameter(s)")
-    hints = type_hints(fn, localns, what)
+    hints = type_hints(fn, what)
     return hints.get(params[0].name), hints.get("return")
 
 
@@ -195,13 +186,12 @@ def action(
             raise ConfigurationError(f"not a trigger: {t!r}")
     if not triggers:
         raise ConfigurationError("an action needs at least one trigger")
-    localns = sys._getframe(1).f_locals
 
     def wrap(fn: Callable[..., Any]) -> Action:
         aname = check_name("action", name or fn.__name__)
         if not inspect.iscoroutinefunction(fn):
             raise ConfigurationError(f"action {aname} must be an async function")
-        annotation, output = _input_annotation(fn, f"action {aname}", localns)
+        annotation, output = _input_annotation(fn, f"action {aname}")
         model: type[BaseModel] | None = None
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
@@ -263,11 +253,10 @@ def query(trigger: HttpTrigger | None = None, *, name: str | None = None,
     if trigger is not None and not isinstance(trigger, HttpTrigger):
         raise ConfigurationError(f"a query is exposed by an http trigger, not {trigger!r}")
     required = check_scopes(scopes, public)
-    localns = sys._getframe(1).f_locals
 
     def wrap(fn: Callable[..., Any]) -> Query:
         qname = check_name("query", name or fn.__name__)
-        annotation, output = _input_annotation(fn, f"query {qname}", localns)
+        annotation, output = _input_annotation(fn, f"query {qname}")
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) \
             else None
         return Query(qname, fn, model, output, trigger, public,

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 S = TypeVar("S")
+In = TypeVar("In", bound=BaseModel)
 
 
 @runtime_checkable
@@ -54,9 +55,9 @@ class Context(ReadContext, Protocol):
 
     async def run(
         self,
-        command: Command[Any, Any],
+        command: Command[Any, In],
         aggregate_id: str,
-        input: BaseModel | dict[str, Any],
+        input: In | dict[str, Any],
         *,
         command_id: str | None = None,
     ) -> CommandResult: ...

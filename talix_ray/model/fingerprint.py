@@ -26,6 +26,8 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from .errors import ConfigurationError
+
 
 def fingerprint(reducer: Callable[..., Any], state_type: Any,
                 payloads: Iterable[tuple[str, int, type[BaseModel], type[BaseModel] | None]],
@@ -57,11 +59,16 @@ def fingerprint(reducer: Callable[..., Any], state_type: Any,
 
 
 def return_type(reducer: Callable[..., Any]) -> Any:
-    """The reducer's return annotation (the state type), or ``None``."""
+    """The reducer's return annotation (the state type), or ``None`` when it has none.
+
+    An annotation that does not resolve raises :class:`ConfigurationError` (saying why)."""
+    if "return" not in getattr(reducer, "__annotations__", {}):
+        return None
     try:
         return typing.get_type_hints(reducer).get("return")
-    except Exception:
-        return None
+    except (NameError, TypeError) as exc:
+        raise ConfigurationError(f"the reducer's return annotation does not resolve: "
+                                 f"{exc}") from exc
 
 
 def _target(fn: Any) -> Any:

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import functools
 import inspect
-import sys
-import typing
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, NamedTuple, TypeVar, get_type_hints
+from typing import Any, Generic, Literal, NamedTuple, Protocol, TypeVar, overload
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, PydanticUserError, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from .errors import ConfigurationError, UnknownEventType, ValidationError
 from .events import Event, EventType, NewEvent, StoredEvent, timestamp_of
 from .fingerprint import fingerprint, return_type
+from .hints import type_hints
 from .names import check_name
 from .validation import validate
 
 S = TypeVar("S")
 I = TypeVar("I", bound=BaseModel)  # noqa: E741
+J = TypeVar("J", bound=BaseModel)
+S_co = TypeVar("S_co", covariant=True)
 Reducer = Callable[[Any, Event[Any]], Any]
 Placement = Literal["sharded", "dedicated"]
+log = logging.getLogger("talix.model")
 
 
 class CommandResult(NamedTuple):
@@ -43,6 +46,16 @@ class CommandResult(NamedTuple):
     def appended(self) -> bool:
         """Whether this call appended events (False for a no-op or a repeated command id)."""
         return bool(self.events) and not self.duplicate
+
+
+class Registrar(Protocol[S_co]):
+    """What ``@store.command(name=...)`` returns: it registers a decider of that store's
+    state and keeps the decider's input model in the command's type."""
+
+    @overload
+    def __call__(self, fn: Callable[[S_co | None, J], Any], /) -> Command[Any, J]: ...
+    @overload
+    def __call__(self, fn: Callable[[S_co | None, J, Any], Any], /) -> Command[Any, J]: ...
 
 
 class EventStore(Generic[S]):
@@ -99,11 +112,13 @@ class EventStore(Generic[S]):
         return f"EventStore({self.name!r})"
 
     # -- commands -------------------------------------------------------------------------
-    @typing.overload
-    def command(self, fn: Callable[..., Any], /) -> Command[S, Any]: ...
-    @typing.overload
-    def command(self, *, name: str | None = None,
-                max_retries: int = 5) -> Callable[[Callable[..., Any]], Command[S, Any]]: ...
+    @overload
+    def command(self, fn: Callable[[S | None, J], Any], /) -> Command[S, J]: ...
+    @overload
+    def command(self, fn: Callable[[S | None, J, Any], Any], /) -> Command[S, J]: ...
+    @overload
+    def command(self, fn: None = None, /, *, name: str | None = None,
+                max_retries: int = 5) -> Registrar[S]: ...
 
     def command(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
                 max_retries: int = 5) -> Any:
@@ -114,11 +129,8 @@ class EventStore(Generic[S]):
         other aggregates or shared services.
         """
 
-        localns = sys._getframe(1).f_locals
-
         def register(f: Callable[..., Any]) -> Command[S, Any]:
-            cmd = Command.from_function(self, f, name=name, max_retries=max_retries,
-                                        localns=localns)
+            cmd = Command.from_function(self, f, name=name, max_retries=max_retries)
             if cmd.name in self.commands:
                 raise ConfigurationError(f"event store {self.name}: command {cmd.name} twice")
             self.commands[cmd.name] = cmd
@@ -168,13 +180,20 @@ class EventStore(Generic[S]):
     @functools.cached_property
     def state_adapter(self) -> TypeAdapter[Any] | None:
         """A pydantic adapter for the state (the reducer's return annotation); ``None`` when
-        the state cannot be serialized (no snapshots then)."""
-        ann = return_type(self.reducer)
+        the reducer has no return annotation, or (logged as a warning) when it does not
+        resolve or names a type pydantic cannot serialize: no snapshots then."""
+        try:
+            ann = return_type(self.reducer)
+        except ConfigurationError as exc:
+            log.warning("event store %s takes no snapshots: %s", self.name, exc)
+            return None
         if ann is None:
             return None
         try:
             return TypeAdapter(ann)
-        except Exception:
+        except PydanticUserError as exc:  # a type with no schema, an undefined reference
+            log.warning("event store %s takes no snapshots: its state type %r cannot be "
+                        "serialized (%s)", self.name, ann, str(exc).splitlines()[0])
             return None
 
     @functools.cached_property
@@ -203,8 +222,7 @@ class Command(Generic[S, I]):
 
     @classmethod
     def from_function(cls, store: EventStore[S], fn: Callable[..., Any], *,
-                      name: str | None = None, max_retries: int = 5,
-                      localns: dict[str, Any] | None = None) -> Command[S, Any]:
+                      name: str | None = None, max_retries: int = 5) -> Command[S, Any]:
         """Build a command from a decider, reading the input model from its annotations."""
         cname = check_name("command", name or fn.__name__)
         params = list(inspect.signature(fn).parameters.values())
@@ -213,20 +231,17 @@ class Command(Generic[S, I]):
                 f"command {store.name}.{cname}: a decider takes (state, input) or "
                 f"(state, input, ctx), got {len(params)} parameter(s)"
             )
-        try:
-            hints = get_type_hints(fn, localns=localns)
-        except Exception as exc:
-            raise ConfigurationError(f"command {store.name}.{cname}: cannot resolve "
-                                     f"annotations: {exc}") from exc
+        hints = type_hints(fn, f"command {store.name}.{cname}")
         model = hints.get(params[1].name)
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise ConfigurationError(
                 f"command {store.name}.{cname}: annotate the input parameter "
                 f"'{params[1].name}' with a pydantic model"
             )
-        return cls(store=store, name=cname, input_model=model, decide=fn,
-                   is_async=inspect.iscoroutinefunction(fn), wants_ctx=len(params) == 3,
-                   max_retries=max_retries, description=(fn.__doc__ or "").strip() or None)
+        return Command(store=store, name=cname, input_model=model, decide=fn,
+                       is_async=inspect.iscoroutinefunction(fn), wants_ctx=len(params) == 3,
+                       max_retries=max_retries,
+                       description=(fn.__doc__ or "").strip() or None)
 
     @property
     def qualname(self) -> str:

@@ -167,8 +167,9 @@ def line_crop(gray: np.ndarray, points: Sequence[Sequence[float]]) -> tuple[np.n
 
 def _blobs(ink: np.ndarray) -> list[tuple[int, int]]:
     """Column runs of ink: ``(x0, x1)`` with x1 exclusive."""
-    cols = ink.any(axis=0)
-    runs, start = [], None
+    cols = np.asarray(ink.any(axis=0))
+    runs: list[tuple[int, int]] = []
+    start: int | None = None
     for x, on in enumerate(cols):
         if on and start is None:
             start = x

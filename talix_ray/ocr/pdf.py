@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .base import OcrLimits, OcrLine, OcrPage, UnreadableDocument
+from .base import OcrLimits, OcrLine, OcrPage, Reason, UnreadableDocument
 from .images import fit
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def read_pdf(content: bytes, limits: OcrLimits,
     try:
         pdf = pdfium.PdfDocument(content)
     except pdfium.PdfiumError as exc:
-        reason = "unreadable" if "password" in str(exc).lower() else "corrupt"
+        reason: Reason = "unreadable" if "password" in str(exc).lower() else "corrupt"
         what = ("the PDF is encrypted" if reason == "unreadable"
                 else "the PDF is damaged and cannot be opened")
         raise UnreadableDocument(reason, what) from exc

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from .base import OcrEngine, OcrLimits, OcrLine
+from .base import OcrEngine, OcrLimits, OcrLine, Point
 from .glyphs import restore_symbols
 
 if TYPE_CHECKING:
@@ -81,6 +81,8 @@ class RapidOcrEngine(OcrEngine):
             text = " ".join(text.split())
             if not text:
                 continue
+            corners = cast("tuple[Point, Point, Point, Point]",
+                           tuple((float(x), float(y)) for x, y in points))
             lines.append(OcrLine(text=text, confidence=min(1.0, max(0.0, confidence)), page=page,
-                                 points=tuple((float(x), float(y)) for x, y in points)))
+                                 points=corners))
         return lines

@@ -7,7 +7,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from ..engine.calls import CallOutcome
 from ..engine.runtime import Runtime
+from ..model.action import Action
 from ..model.errors import TalixError
 from ..observability import logs
 from ..observability.metrics import HTTP_REQUESTS, HTTP_SECONDS
@@ -40,7 +41,7 @@ from .settings import HttpSettings
 
 log = logging.getLogger("talix.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 def create_app(runtime: Runtime | Callable[[], Runtime],
@@ -188,10 +189,11 @@ def _add_route(api: FastAPI, spec: RouteSpec, guard: Guard) -> None:
         rt: Runtime = request.app.state.talix_runtime
         data = await assemble(spec, kw)
         principal = request.state.principal
-        if not spec.is_action:
-            value = await rt.query(spec.target, data, principal=principal)
+        target = spec.target
+        if not isinstance(target, Action):
+            value = await rt.query(target, data, principal=principal)
             return _respond(spec, value)
-        outcome = await rt.invoke(spec.target, data, idempotency_key=kw.get(IDEMPOTENCY_KEY),
+        outcome = await rt.invoke(target, data, idempotency_key=kw.get(IDEMPOTENCY_KEY),
                                   principal=principal)
         return _respond(spec, outcome.value, _version_headers(outcome))
 
@@ -229,8 +231,8 @@ def _respond(spec: RouteSpec, value: Any, headers: dict[str, str] | None = None)
 
         from ..engine.runtime import dump_result
 
-        body = orjson.dumps(dump_result(spec.target, value)) if spec.is_action \
-            else orjson.dumps(value, default=str)
+        body = orjson.dumps(dump_result(spec.target, value)) \
+            if isinstance(spec.target, Action) else orjson.dumps(value, default=str)
     return Response(body, media_type="application/json", headers=headers)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from jwt.types import Options
 
 from ..model.errors import Forbidden, Unauthenticated
 from ..model.principal import Principal
@@ -107,7 +108,7 @@ class Authenticator:
                 key = matches[0].key
         else:
             raise AuthError("token algorithm not accepted", f'{REALM}, error="invalid_token"')
-        options: dict[str, Any] = {"require": ["exp"], "verify_aud": s.jwt_audience is not None,
+        options: Options = {"require": ["exp"], "verify_aud": s.jwt_audience is not None,
                                    "verify_iss": s.jwt_issuer is not None}
         try:
             claims = jwt.decode(token, key, algorithms=[alg], audience=s.jwt_audience,

@@ -37,7 +37,7 @@ class _Hosting:
 
         self.spec = spec
         self.client = RayRuntime.client(spec)
-        self.app = self.client.app
+        self.app = self.client._require_started()
         self.registry = self.client.registry
         self._ready = asyncio.Lock()
         self._started = False
@@ -336,7 +336,7 @@ class DispatcherActor:
 
         await self.journal.open()
         self._spec_ref = ray.put(self.spec)
-        app = self.client.app
+        app = self.client._require_started()
         self.executors = ExecutorPool(self.spec, self.spec.long_lived_options())
         self.dispatcher = Dispatcher(self.journal, app.route, self._execute,
                                      max_concurrency=self.spec.max_concurrency,

@@ -20,7 +20,7 @@ from typing import Any
 import ray
 
 from ...model.events import StoredEvent
-from .spec import AppSpec
+from .spec import AppSpec, actor_class
 
 log = logging.getLogger("talix.ray")
 Job = tuple[str, StoredEvent, int, bool]  # action, record, attempt, fresh
@@ -59,8 +59,8 @@ class ExecutorActor:
     async def _one(self, action: str, record: StoredEvent, attempt: int,
                    fresh: bool) -> BaseException | None:
         try:
-            await self.client.execute_triggered(self.client.app.action(action), record,
-                                                attempt, fresh)
+            app = self.client._require_started()
+            await self.client.execute_triggered(app.action(action), record, attempt, fresh)
         except Exception as exc:
             return portable(exc)
         self.ran += 1
@@ -90,7 +90,7 @@ class ExecutorPool:
         """Executor ``i``, created if it is missing (as ``get_if_exists`` does)."""
         h = self._handles.get(i)
         if h is None:
-            h = self._handles[i] = ExecutorActor.options(
+            h = self._handles[i] = actor_class(ExecutorActor).options(
                 name=self.spec.executor_name(i), **self._options).remote(self.spec)
         return h
 

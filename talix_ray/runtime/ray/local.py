@@ -63,7 +63,10 @@ def joins_a_cluster(ray_init: dict[str, Any]) -> bool:
 def use_local_ray_environment(token: Path) -> None:
     """Make this process, and every process Ray starts from it, use loopback and ``token``."""
     from ray._private import ray_constants
-    from ray._raylet import AuthenticationTokenLoader, Config
+    from ray._raylet import (  # type: ignore[attr-defined]  # compiled, no stubs name them
+        AuthenticationTokenLoader,
+        Config,
+    )
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False  # what Ray would have read from it at import

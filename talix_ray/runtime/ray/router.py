@@ -16,7 +16,7 @@ import ray
 import ray.exceptions
 
 from ...model.errors import Fenced, Unavailable
-from .spec import AppSpec
+from .spec import AppSpec, actor_class
 
 log = logging.getLogger("talix.ray")
 T = TypeVar("T")
@@ -81,7 +81,7 @@ class Router:
         name = self.spec.entity_name(store, aggregate_id)
         h = self._handles.get(name)
         if h is None:
-            h = EntityActor.options(
+            h = actor_class(EntityActor).options(
                 name=name, namespace=self.spec.namespace, get_if_exists=True,
                 lifetime="detached", num_cpus=0, max_restarts=0,
                 **self.spec.actor_options).remote(self.spec, store, aggregate_id)

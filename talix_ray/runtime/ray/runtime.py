@@ -4,7 +4,6 @@ event-triggered actions as Ray tasks."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from typing import Any
@@ -18,7 +17,7 @@ from ...model.errors import ConfigurationError, Unavailable
 from ...model.store import Command, CommandResult, EventStore
 from ...settings import Settings
 from ...shared import ObjectStoreFileStorage
-from ..ray.spec import AppSpec
+from ..ray.spec import AppSpec, actor_class
 from .local import init_local_ray, joins_a_cluster
 
 log = logging.getLogger("talix.ray")
@@ -173,12 +172,12 @@ class RayRuntime(Runtime):
             views=[f.name for f in app_folds(self.app)] if self.views_enabled else [])
         self.router = Router(self.spec)
         opts = self.spec.long_lived_options()
-        handles = [ShardActor.options(name=self.spec.shard_name(i), **opts)
+        handles = [actor_class(ShardActor).options(name=self.spec.shard_name(i), **opts)
                    .remote(self.spec, i) for i in range(shards)]
         self.shard_info = list(await asyncio.gather(*(h.ready.remote() for h in handles)))
         if self.dispatch and (self.app.has_log_consumers or self.app.timer_actions):
-            dispatcher = DispatcherActor.options(name=self.spec.dispatcher_name, **opts) \
-                .remote(self.spec, self.timers)
+            dispatcher = actor_class(DispatcherActor).options(
+                name=self.spec.dispatcher_name, **opts).remote(self.spec, self.timers)
             await dispatcher.start.remote()
         if self.views_enabled:
             await self._start_views(opts)
@@ -190,7 +189,7 @@ class RayRuntime(Runtime):
 
         assert self.app is not None and self.spec is not None and self._journal is not None
         names = self.spec.views
-        handles = [ViewActor.options(name=self.spec.view_name(n), **opts)
+        handles = [actor_class(ViewActor).options(name=self.spec.view_name(n), **opts)
                    .remote(self.spec, n, self.view_options) for n in names]
         await asyncio.gather(*(h.start.remote() for h in handles))
         location = ViewLocation.of_store(self._journal.store)
@@ -220,19 +219,10 @@ class RayRuntime(Runtime):
         spec = self.spec
         if not self.keep_actors:  # a runtime that joined running actors leaves them running
             for name in self._views.names if self._views is not None else []:
-                with contextlib.suppress(Exception):
-                    v = ray.get_actor(spec.view_name(name), namespace=self.namespace)
-                    async with asyncio.timeout(30):
-                        await v.stop.remote()
-            with contextlib.suppress(Exception):
-                d = ray.get_actor(spec.dispatcher_name, namespace=self.namespace)
-                async with asyncio.timeout(30):
-                    await d.stop.remote()
+                await stop_actor(spec.view_name(name), self.namespace, "stop", 30)
+            await stop_actor(spec.dispatcher_name, self.namespace, "stop", 30)
             for i in range(spec.shards):
-                with contextlib.suppress(Exception):
-                    h = ray.get_actor(spec.shard_name(i), namespace=self.namespace)
-                    async with asyncio.timeout(60):
-                        await h.close.remote()
+                await stop_actor(spec.shard_name(i), self.namespace, "close", 60)
             kill_actors(spec)
         _clients.pop((spec.app, spec.namespace, spec.store_url), None)
         if self._journal is not None:
@@ -293,7 +283,7 @@ class RayRuntime(Runtime):
                 raise Unavailable("no dispatcher runs for this application and this runtime "
                                   "does not start one (dispatch=False)") from None
             log.warning("the dispatcher of %s is gone: starting it again", self.app_name)
-            return DispatcherActor.options(name=self.spec.dispatcher_name,
+            return actor_class(DispatcherActor).options(name=self.spec.dispatcher_name,
                                            **self.spec.long_lived_options()
                                            ).remote(self.spec, self.timers)
 
@@ -320,6 +310,29 @@ def observe_as(app: str) -> None:
     logs.configure()
 
 
+async def stop_actor(name: str, namespace: str, method: str, timeout: float) -> bool:
+    """Ask the named actor to stop (``await actor.<method>()``) within ``timeout`` seconds.
+
+    An actor that is not running is skipped; one that fails or does not answer in time is
+    logged as a warning (the caller kills it next). Whether it stopped as asked."""
+    try:
+        actor = ray.get_actor(name, namespace=namespace)
+    except ValueError:  # no such actor: never started, or gone already
+        log.debug("actor %s is not running: nothing to stop", name)
+        return False
+    try:
+        async with asyncio.timeout(timeout):
+            await getattr(actor, method).remote()
+    except TimeoutError:
+        log.warning("actor %s did not %s within %ss; it is killed", name, method, timeout)
+        return False
+    except Exception as exc:  # its own failure, or it died: it is killed next either way
+        log.warning("actor %s failed to %s (%s: %s); it is killed", name, method,
+                    type(exc).__name__, exc)
+        return False
+    return True
+
+
 def kill_actors(spec: AppSpec) -> int:
     """Kill every actor of the application (shards, dispatcher, dedicated aggregates)."""
     prefix = f"talix:{spec.app}:"
@@ -328,10 +341,13 @@ def kill_actors(spec: AppSpec) -> int:
         name = entry["name"] if isinstance(entry, dict) else entry
         ns = entry.get("namespace") if isinstance(entry, dict) else spec.namespace
         if ns == spec.namespace and name.startswith(prefix):
-            with contextlib.suppress(Exception):
+            try:
                 ray.kill(ray.get_actor(name, namespace=ns), no_restart=True)
-                n += 1
+            except ValueError:  # it ended between the listing and the lookup
+                log.debug("actor %s ended before it was killed", name)
+                continue
+            n += 1
     return n
 
 
-__all__ = ["RayRuntime", "kill_actors"]
+__all__ = ["RayRuntime", "kill_actors", "stop_actor"]

@@ -9,6 +9,7 @@ Storage travels as its configuration: each process opens its own connections.
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,17 +25,43 @@ from ...objectstore import ObjectStore, open_store
 from ...secrets import SecretRef, share
 
 
+def actor_class(cls: type) -> Any:
+    """A class decorated with ``@ray.remote`` as what it is at run time, an actor class
+    (with ``.options`` and ``.remote``); type checkers see the plain class."""
+    return cls
+
+
 def locate(service: Service) -> tuple[str, str] | None:
-    """``(module, attribute)`` under which ``service`` can be imported, if any."""
-    if not service.module or service.module == "__main__":
+    """``(module, attribute)`` under which ``service`` can be imported, if any: the first of
+    :meth:`Service.home_modules` that holds it as an attribute, else (no explicit ``module``)
+    the first module imported in this process that does — an application module assembling
+    services from parts defined elsewhere."""
+    for name in service.home_modules():
+        if name == "__main__":  # a worker's __main__ is another program
+            continue
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        found = _attribute(module, service)
+        if found is not None:
+            return name, found
+    if service.module is not None:
         return None
-    try:
-        module = importlib.import_module(service.module)
-    except Exception:
-        return None
-    for attr, value in vars(module).items():
+    for name, module in list(sys.modules.items()):
+        if name == "__main__" or module is None:
+            continue
+        found = _attribute(module, service)
+        if found is not None:
+            return name, found
+    return None
+
+
+def _attribute(module: Any, service: Service) -> str | None:
+    """The name under which ``module`` holds ``service``, if it does."""
+    for attr, value in list(vars(module).items()):
         if value is service:
-            return service.module, attr
+            return attr
     return None
 
 
@@ -90,8 +117,9 @@ class AppSpec:
                 except Exception as exc:
                     raise ConfigurationError(
                         f"service {s.name} cannot travel to Ray workers: it is not importable "
-                        f"(defined in {s.module or 'an unknown module'}) and not picklable "
-                        f"({exc}); define it at module level of an importable module"
+                        f"(looked in {', '.join(s.home_modules()) or 'no module'}) and not "
+                        f"picklable ({exc}); define it at module level of an importable module "
+                        "or pass Service(module=...)"
                     ) from exc
             out.append(where)
         return out

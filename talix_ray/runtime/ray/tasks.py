@@ -22,5 +22,5 @@ def run_action(spec: Any, action_name: str, record: StoredEvent, attempt: int,
     if _runner is None:
         _runner = asyncio.Runner()
     client = RayRuntime.client(spec)
-    action = client.app.action(action_name)
+    action = client._require_started().action(action_name)
     _runner.run(client.execute_triggered(action, record, attempt, fresh))

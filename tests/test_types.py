@@ -1,0 +1,67 @@
+"""The public API's types are checked: a command knows its input model, so mypy rejects
+``runtime.run``, ``ctx.run`` and ``Testkit.when`` with another one; the README's examples
+type-check as written (the framework and services/ are checked by ``make lint``)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+README = ROOT / "README.md"
+
+
+def _mypy(tmp_path: Path, source: str) -> list[str]:
+    """mypy's error lines for ``source`` (a module of its own), with the project's settings
+    but untyped functions allowed, as a user's code may have them."""
+    module = tmp_path / "checked.py"
+    module.write_text(source)
+    r = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
+                        "--allow-untyped-defs", "--allow-incomplete-defs", "--no-error-summary",
+                        "--cache-dir", str(ROOT / ".mypy_cache"), str(module)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode in (0, 1), r.stdout + r.stderr
+    return [line for line in r.stdout.splitlines() if ": error:" in line]
+
+
+def _readme_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+
+
+def test_the_readme_examples_type_check(tmp_path):
+    service, run, test = _readme_blocks()[:3]
+    source = (service + "\n\nasync def _run() -> None:\n    from talix_ray import LocalRuntime\n"
+              + "\n".join("    " + line for line in run.splitlines()[2:]) + "\n\n" + test)
+    assert _mypy(tmp_path, source) == []
+
+
+def test_a_command_checks_its_input_type(tmp_path):
+    service = _readme_blocks()[0]
+    wrong = service + '''
+
+from talix_ray import LocalRuntime, Testkit
+
+
+async def _runs(runtime: LocalRuntime, ctx: Context) -> None:
+    await runtime.run(open_task, "t1", OpenTask(title="ok"))
+    await runtime.run(open_task, "t1", {"title": "ok"})
+    await runtime.run(open_task, "t1", TaskOpened(title="wrong"))
+    await ctx.run(open_task, "t1", TaskOpened(title="wrong"))
+    Testkit(service).given().when(open_task, "t1", TaskOpened(title="wrong"))
+    state: Task | None = await runtime.load_state(tasks, "t1")
+    count: int = await runtime.load_state(tasks, "t1")
+'''
+    errors = _mypy(tmp_path, wrong)
+    found: dict[int, list[str]] = {}
+    for e in errors:
+        found.setdefault(int(e.split(":")[1]), []).append(e)
+    source = wrong.splitlines()
+    rejected = [n for n, line in enumerate(source, 1) if 'TaskOpened(title="wrong")' in line]
+    miscount = [n for n, line in enumerate(source, 1) if line.strip().startswith("count: int")]
+    assert len(rejected) == 3 and sorted(found) == sorted(rejected + miscount), errors
+    for n in rejected:  # the input type must be the command's
+        assert any('type parameter "In"' in e for e in found[n]), found[n]
+    assert any('"EventStore[Task]"; expected "EventStore[int]"' in e
+               for e in found[miscount[0]]), found[miscount[0]]
