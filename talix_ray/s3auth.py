@@ -22,9 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import os
 import secrets
-import stat
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from .model.errors import ConfigurationError
+from .privatefiles import check_private, private_text, write_private
 
 CREDENTIALS_FILE = "credentials.json"
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
@@ -54,41 +53,20 @@ class S3Credentials:
     @classmethod
     def load_or_create(cls, path: Path) -> S3Credentials:
         """The pair stored at ``path``, generated (mode 0600) if there is none."""
+        def new() -> str:
+            creds = cls.generate()
+            return json.dumps({"access_key": creds.access_key,
+                               "secret_key": creds.secret_key.get_secret_value()})
+
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            check_private(path)
-            try:
-                data = json.loads(path.read_text())
-                creds = cls(str(data["access_key"]), SecretStr(str(data["secret_key"])))
-            except (ValueError, KeyError, TypeError):
-                raise ConfigurationError(f"{path} is not an S3 key pair written by talix-ray; "
-                                         "delete it to generate a new one") from None
-            if not creds.access_key or not creds.secret_key.get_secret_value():
-                raise ConfigurationError(f"{path} holds an empty key; delete it") from None
-            return creds
-        creds = cls.generate()
-        with os.fdopen(fd, "w") as f:
-            json.dump({"access_key": creds.access_key,
-                       "secret_key": creds.secret_key.get_secret_value()}, f)
+            data = json.loads(private_text(path, new))
+            creds = cls(str(data["access_key"]), SecretStr(str(data["secret_key"])))
+        except (ValueError, KeyError, TypeError):
+            raise ConfigurationError(f"{path} is not an S3 key pair written by talix-ray; "
+                                     "delete it to generate a new one") from None
+        if not creds.access_key or not creds.secret_key.get_secret_value():
+            raise ConfigurationError(f"{path} holds an empty key; delete it") from None
         return creds
-
-
-def check_private(path: Path) -> None:
-    """Refuse a secret file that others may read or write."""
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise ConfigurationError(f"{path} is accessible to others (mode {mode:o}); "
-                                 f"chmod 600 it")
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600 (replacing any older file)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def s3_identities(creds: S3Credentials) -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import secrets
-import stat
 from pathlib import Path
 
 from ..model.errors import ConfigurationError
+from ..privatefiles import private_text
 
 KEY_FILE = "dev-api-key"
 
@@ -17,19 +16,7 @@ def dev_api_key(data: Path) -> str:
     only its hash; a key file that others can read is refused."""
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = data / KEY_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise ConfigurationError(f"the API key file {path} is readable by others (mode "
-                                     f"{mode:o}); chmod 600 it or delete it") from None
-        key = path.read_text().strip()
-    else:
-        key = "tlx_dev_" + secrets.token_urlsafe(32)
-        with os.fdopen(fd, "w") as f:
-            f.write(key + "\n")
-        return key
+    key = private_text(path, lambda: "tlx_dev_" + secrets.token_urlsafe(32) + "\n").strip()
     if not key.startswith("tlx_"):
         raise ConfigurationError(f"{path} does not hold a talix API key; delete it")
     return key

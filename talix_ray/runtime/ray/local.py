@@ -22,13 +22,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-import stat
 from pathlib import Path
 from typing import Any
 
 import ray
 
 from ...model.errors import ConfigurationError
+from ...privatefiles import private_text
 
 TOKEN_FILE = "auth_token"
 
@@ -39,18 +39,9 @@ def token_file(directory: str | os.PathLike[str]) -> Path:
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / TOKEN_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise ConfigurationError(f"the Ray token {path} is readable by others (mode "
-                                     f"{mode:o}); chmod 600 it or delete it") from None
-        if not path.read_text().strip():
-            raise ConfigurationError(f"the Ray token {path} is empty; delete it") from None
-        return path
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))  # what Ray's own generator makes: 256 bits
+    # what Ray's own generator makes: 256 bits
+    if not private_text(path, lambda: secrets.token_hex(32)).strip():
+        raise ConfigurationError(f"the Ray token {path} is empty; delete it")
     return path
 
 
