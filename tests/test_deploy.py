@@ -22,7 +22,6 @@ import http.server
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -34,15 +33,11 @@ import httpx
 import psutil
 import pytest
 
+from .http_support import free_port
+
 ROOT = Path(__file__).parent.parent
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.timeout(300)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(what: str, check, deadline: float, interval: float = 0.5):

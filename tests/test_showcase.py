@@ -11,7 +11,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +24,8 @@ from talix_ray.dev import ApiClient
 from talix_ray.dev.feed import FileServer
 from talix_ray.dev.watch import follow
 
-from .http_support import ADMIN_KEY, app_env, kill_app_actors
+from .http_support import ADMIN_KEY, app_env, free_port, kill_app_actors
+from .test_cli import talix as run_talix
 
 ROOT = Path(__file__).parent.parent
 SEED = 20261129  # a seed of its own: the OCR benchmark and the unit tests use others
@@ -166,18 +166,9 @@ def test_the_notebook_reads_the_stacks_store(showcase, monkeypatch):
                 if o.get("output_type") == "error"]
 
 
-def talix(*args: str, timeout: float = 300, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "talix_ray.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={"PATH": str(Path(sys.executable).parent), "COLUMNS": "200",
-                               "PYTHONPATH": str(ROOT), "HOME": os.environ.get("HOME", "/"),
-                               "RAY_USAGE_STATS_ENABLED": "0"})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def talix(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The `talix` command as a user runs it (Ray wants a HOME)."""
+    return run_talix(*args, timeout=timeout, env={"HOME": os.environ.get("HOME", "/")})
 
 
 def test_talix_dev_once_runs_the_main_job(tmp_path):
