@@ -18,13 +18,11 @@ itself only ever connects to loopback addresses.
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -32,6 +30,8 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+
+from talix_ray.dev.feed import FileServer
 
 from .http_support import free_port
 
@@ -53,32 +53,6 @@ def wait_for(what: str, check, deadline: float, interval: float = 0.5):
             return found
         time.sleep(interval)
     raise AssertionError(f"{what}: not within {deadline} s (last: {last!r})")
-
-
-class FileServer:
-    """The demo's receipts on a plain HTTP server on 127.0.0.1 (what upload-from-url
-    downloads)."""
-
-    def __init__(self, files: dict[str, tuple[bytes, str]]) -> None:
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body, ctype = files.get(self.path.lstrip("/"), (b"", ""))
-                self.send_response(200 if ctype else 404)
-                self.send_header("Content-Type", ctype or "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Node:
@@ -176,7 +150,9 @@ def test_ray_start_cluster_talix_deploy_serve_deploy_uploads_and_expenses(s3_ser
                 f"--runtime-env-agent-port={free_port()}"]
 
     docs = list(generate(2, 1414, expense_share=1.0, formats=("pdf", "png")))
-    files = FileServer({d.name: (d.content, d.content_type) for d in docs})
+    files = FileServer(tmp_path / "files")  # what talix dev serves its receipts with
+    for d in docs:
+        files.add(d.name, d.content)
     nodes: list[Node] = []
     phases: dict[str, float] = {}
     started = time.monotonic()
