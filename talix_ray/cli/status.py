@@ -45,7 +45,7 @@ def status_cmd(
 ) -> None:
     """Per partition: head seq, writer epoch, index watermark and unindexed tail; per
     consumer and view: lag in segments and seconds; dead letters."""
-    from ..observability.status import store_status
+    from ..status import store_status
 
     settings = _guard(lambda: _settings(store))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from abc import ABC, abstractmethod
-from typing import Any
 
 from ..model.errors import NotFound, ValidationError
+from ..objectstore import ObjectExists, ObjectNotFound, ObjectStore
 
 
 class FileStorage(ABC):
@@ -55,20 +55,16 @@ class MemoryFileStorage(FileStorage):
 class ObjectStoreFileStorage(FileStorage):
     """Files as objects (``files/<sha256>``) in the application's object store."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: ObjectStore) -> None:
         self.store = store
 
     async def put(self, content: bytes, content_type: str) -> str:
-        from ..objectstore import ObjectExists
-
         key = self.key_for(content, content_type)
         with contextlib.suppress(ObjectExists):  # same content, same key: already stored
             await self.store.create(key, bytes(content))
         return key
 
     async def get(self, key: str) -> bytes:
-        from ..objectstore import ObjectNotFound
-
         if not isinstance(key, str) or not key.startswith("files/"):
             raise NotFound(f"no file stored under {key!r}")
         try:

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..journal import open_journal
 from ..model.errors import NotFound
+from ..objectstore import open_store
+from ..settings import Settings
 from . import delta
 from .catalog import ViewCatalog
 from .fold import EVENTS_VIEW, EventsFold, Fold, ProjectionError, ProjectionFold
@@ -32,8 +35,6 @@ def _location(settings: Any = None, location: ViewLocation | str | None = None) 
 
 def _journal_factory(settings: Any) -> Any:
     def make() -> Any:
-        from ..settings import Settings, open_journal
-
         return open_journal(settings or Settings())
     return make
 
@@ -52,9 +53,6 @@ def open(name: str, settings: Any = None, *,
 
 def names(settings: Any = None, *, location: ViewLocation | str | None = None) -> list[str]:
     """The views that have a table in the store."""
-    from ..objectstore import open_store
-    from ..settings import Settings
-
     loc = _location(settings, location)
     if loc.is_local:
         import os
