@@ -20,8 +20,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from .extras import installed
-from .journal import format as fmt
 from .journal import ObjectStoreJournal, open_journal
+from .journal import format as fmt
 from .journal.index import Manifest
 from .model.errors import CorruptObject, NotFound
 from .objectstore import ObjectNotFound

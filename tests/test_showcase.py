@@ -19,8 +19,8 @@ import httpx
 import pytest
 from rich.console import Console
 
-from services.documents.receipts import generate, same_vendor
 from services.demo import ExpensesApi, follow
+from services.documents.receipts import generate, same_vendor
 from talix_ray.dev.feed import FileServer
 
 from .http_support import ADMIN_KEY, app_env, free_port, kill_app_actors

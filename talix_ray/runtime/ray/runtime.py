@@ -119,23 +119,43 @@ class RayRuntime(RoutedRuntime):
     async def _start(self) -> None:
         assert self.app is not None
         observe_as(self.app_name)  # this driver's (or Serve replica's) metrics and logs
-        if not ray.is_initialized():
-            if joins_a_cluster(self.ray_init):  # a cluster's own settings apply
-                ray.init(namespace=self.namespace,
-                         **{"include_dashboard": False, **self.ray_init})
-            else:  # a local instance: loopback only, token authentication on
-                init_local_ray(self._ray_dir, namespace=self.namespace, **self.ray_init)
-            self._owns_ray = True
+        self._init_ray()
         journal = ObjectStoreJournal(self._object_store(), partitions=self._partitions, owned=[],
                                      policy=self.policy, poll_interval=self.poll_interval)
         await journal.open()
         self._journal = journal
-        shards = min(self._shards or min(journal.partitions, 4), journal.partitions)
+        spec = self.spec = self._app_spec(journal.partitions)
+        self.router = Router(spec, entity_actor=actor_class(EntityActor))
+        opts = spec.long_lived_options()
+        handles = [actor_class(ShardActor).options(name=spec.shard_name(i), **opts)
+                   .remote(spec, i) for i in range(spec.shards)]
+        self.shard_info = list(await asyncio.gather(*(h.ready.remote() for h in handles)))
+        if self.dispatch and (self.app.has_log_consumers or self.app.timer_actions):
+            dispatcher = actor_class(DispatcherActor).options(
+                name=spec.dispatcher_name, **opts).remote(spec, self.timers)
+            await dispatcher.start.remote()
+        if spec.views:
+            await self._start_views(opts)
+
+    def _init_ray(self) -> None:
+        """Join the Ray that runs, the cluster ``ray_init``/``RAY_ADDRESS`` names, or start a
+        local instance (loopback only, token authentication on)."""
+        if ray.is_initialized():
+            return
+        if joins_a_cluster(self.ray_init):  # a cluster's own settings apply
+            ray.init(namespace=self.namespace, **{"include_dashboard": False, **self.ray_init})
+        else:
+            init_local_ray(self._ray_dir, namespace=self.namespace, **self.ray_init)
+        self._owns_ray = True
+
+    def _app_spec(self, partitions: int) -> AppSpec:
+        """What every actor, task and replica of the application is built from."""
         user_regs = [(k, v) for k, v in self.registry.items().items()
                      if not isinstance(v, ObjectStoreFileStorage)]
-        self.spec = AppSpec(
+        return AppSpec(
             app=self.app_name, namespace=self.namespace, store_url=self.store_url,
-            store_options=self.store_options, partitions=journal.partitions, shards=shards,
+            store_options=self.store_options, partitions=partitions,
+            shards=min(self._shards or min(partitions, 4), partitions),
             services=AppSpec.pack_services(self._services),
             registrations=cloudpickle.dumps(user_regs),
             middleware=cloudpickle.dumps(self.middleware),
@@ -144,17 +164,6 @@ class RayRuntime(RoutedRuntime):
             actor_options=self.actor_options, poll_interval=self.poll_interval,
             remember_commands=self.remember_commands, executors=self.executors,
             views=self._view_names())
-        self.router = Router(self.spec, entity_actor=actor_class(EntityActor))
-        opts = self.spec.long_lived_options()
-        handles = [actor_class(ShardActor).options(name=self.spec.shard_name(i), **opts)
-                   .remote(self.spec, i) for i in range(shards)]
-        self.shard_info = list(await asyncio.gather(*(h.ready.remote() for h in handles)))
-        if self.dispatch and (self.app.has_log_consumers or self.app.timer_actions):
-            dispatcher = actor_class(DispatcherActor).options(
-                name=self.spec.dispatcher_name, **opts).remote(self.spec, self.timers)
-            await dispatcher.start.remote()
-        if self.spec.views:
-            await self._start_views(opts)
 
     def _view_names(self) -> list[str]:
         """The views to run: none, or the built-in ``events`` view and each projection."""
