@@ -14,7 +14,6 @@ from .base import (
     IMAGE_TYPES,
     PDF_TYPE,
     SUPPORTED_TYPES,
-    OcrEngine,
     OcrLimits,
     OcrLine,
     OcrPage,
@@ -24,6 +23,7 @@ from .base import (
     resolve_type,
     sniff,
 )
+from .engine import OcrEngine
 
 _engines: dict[tuple[str, tuple[tuple[str, Any], ...]], OcrEngine] = {}
 _lock = threading.Lock()

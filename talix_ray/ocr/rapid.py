@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from .base import OcrEngine, OcrLimits, OcrLine, Point
+from .base import OcrLimits, OcrLine, Point
+from .engine import OcrEngine
 from .glyphs import restore_symbols
 
 if TYPE_CHECKING:

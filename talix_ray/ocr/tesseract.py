@@ -11,7 +11,8 @@ import shutil
 import subprocess
 from typing import TYPE_CHECKING
 
-from .base import OcrEngine, OcrLimits, OcrLine, UnreadableDocument
+from .base import OcrLimits, OcrLine, UnreadableDocument
+from .engine import OcrEngine
 
 if TYPE_CHECKING:
     from PIL.Image import Image

@@ -8,7 +8,7 @@ from typing import Any
 from ..journal import open_journal
 from ..model.errors import NotFound
 from ..settings import Settings
-from . import delta
+from . import delta, names
 from .fold import EVENTS_VIEW, EventsFold, Fold, ProjectionFold
 from .location import ViewLocation
 from .runner import ViewRunner
@@ -25,8 +25,6 @@ def read_journal(settings: Settings) -> Any:
 
 async def list_views(settings: Settings) -> list[dict[str, Any]]:
     """Each view in the store: version, rows, last commit and lag (segments behind the log)."""
-    from . import names
-
     location = ViewLocation.of_settings(settings)
     journal = read_journal(settings)
     await journal.open()
