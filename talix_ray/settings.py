@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
-    from .journal import WriterPolicy
+    from .journal import Journal, WriterPolicy
 
 
 class Settings(BaseSettings):
@@ -118,7 +118,7 @@ class Settings(BaseSettings):
                 "max_attempts": self.s3_max_attempts}
 
 
-def open_journal(settings: Settings | None = None, *, read_only: bool = False) -> Any:
+def open_journal(settings: Settings | None = None, *, read_only: bool = False) -> Journal:
     """The journal the settings describe: a MemoryJournal for ``memory://``, otherwise the
     partitioned log on the object store (``read_only``: one that never writes the log, for
     tools reading it beside a running application)."""

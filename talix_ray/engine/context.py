@@ -6,7 +6,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -27,7 +27,11 @@ from .steps import (
     run_target,
 )
 
+if TYPE_CHECKING:  # the views are an optional extra (pyarrow, deltalake): not imported here
+    from ..views.catalog import ViewCatalog
+
 T = TypeVar("T")
+S = TypeVar("S")
 In = TypeVar("In", bound=BaseModel)
 
 
@@ -41,10 +45,10 @@ class Client(Protocol):
     async def enqueue(self, queue: str, message: Any, *, key: str | None = None,
                       message_id: str | None = None) -> None: ...
 
-    async def load_state(self, store: EventStore[Any], aggregate_id: str) -> Any: ...
+    async def load_state(self, store: EventStore[S], aggregate_id: str) -> S | None: ...
 
     @property
-    def views(self) -> Any: ...
+    def views(self) -> ViewCatalog: ...
 
 
 class Registry:
@@ -94,12 +98,12 @@ class ReadOnlyContext:
         """The shared service registered for ``service``."""
         return self._registry.get(service)
 
-    async def load(self, store: EventStore[Any], aggregate_id: str) -> Any:
+    async def load(self, store: EventStore[S], aggregate_id: str) -> S | None:
         """The current state of an aggregate (``None`` when it does not exist)."""
         return await self._client.load_state(store, aggregate_id)
 
     @property
-    def views(self) -> Any:
+    def views(self) -> ViewCatalog:
         """The runtime's views (a :class:`~talix_ray.views.ViewCatalog`): read Delta tables
         with DuckDB, e.g. ``ctx.views.open("expenses").sql(q, params={...})``."""
         return self._client.views
@@ -116,9 +120,9 @@ class CommandCtx(ReadOnlyContext):
         self._current = current
         self._store = store
 
-    async def load(self, store: EventStore[Any], aggregate_id: str) -> Any:
+    async def load(self, store: EventStore[S], aggregate_id: str) -> S | None:
         if store is self._store and aggregate_id == self.aggregate_id:
-            return self._current()
+            return cast("S | None", self._current())  # the state of `store`, being decided
         return await super().load(store, aggregate_id)
 
 

@@ -80,7 +80,7 @@ class _Hosting:
         return [(False, portable(o)) if isinstance(o, BaseException) else (True, o)
                 for o in outs]
 
-    async def get(self, store: str, aggregate_id: str) -> Aggregate:
+    async def get(self, store: str, aggregate_id: str) -> Aggregate[Any]:
         """The aggregate's current state (read-your-writes)."""
         await self._ensure()
         es = self.app.stores[store]

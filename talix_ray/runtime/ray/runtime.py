@@ -250,7 +250,7 @@ class RayRuntime(Runtime):
             result = result._replace(command_id=None)
         return result  # type: ignore[no-any-return]
 
-    async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate:
+    async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate[Any]:
         if store.placement == "dedicated":
             return await self.router.entity_call(  # type: ignore[no-any-return]
                 store.name, aggregate_id, "get", store.name, aggregate_id)
