@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import typer
@@ -50,7 +51,7 @@ def dev(
             uploaded = {}
             for doc in receipts(count, seed):
                 url = files.add(doc.name, doc.content)
-                uploaded[doc.name] = _guard(lambda url=url: api.upload_url(url))
+                uploaded[doc.name] = _guard(functools.partial(api.upload_url, url))
             if uploaded:
                 console.print(f"uploaded {len(uploaded)} generated receipt(s) (seed {seed}) "
                               "from a file server on loopback: POST /documents/upload-from-url")
@@ -108,8 +109,8 @@ def demo(
                       MofNCompleteColumn(), console=console, disable=json_out) as bar:
             task = bar.add_task(f"uploading receipts (seed {seed})", total=count)
             for doc in receipts(count, seed):
-                uploaded[doc.name] = _guard(lambda doc=doc: api.upload_file(
-                    doc.name, doc.content, doc.content_type))
+                uploaded[doc.name] = _guard(functools.partial(
+                    api.upload_file, doc.name, doc.content, doc.content_type))
                 bar.advance(task)
         done = True
         if wait and not json_out:

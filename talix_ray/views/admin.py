@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..journal.base import Journal
 from ..model.errors import NotFound
 from ..settings import Settings, open_journal
 from . import delta
@@ -14,7 +15,7 @@ from .runner import ViewRunner
 from .view import View
 
 
-def read_journal(settings: Settings) -> Any:
+def read_journal(settings: Settings) -> Journal:
     """A read-only journal on the settings' store (it never writes the log)."""
     if settings.store == "memory://":
         raise NotFound("the store is memory:// (private to its process): set TALIX_STORE or "
