@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..model.errors import NotFound, ValidationError
+
+if TYPE_CHECKING:
+    from ..objectstore import ObjectStore
 
 
 class FileStorage(ABC):
@@ -55,7 +58,7 @@ class MemoryFileStorage(FileStorage):
 class ObjectStoreFileStorage(FileStorage):
     """Files as objects (``files/<sha256>``) in the application's object store."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: ObjectStore) -> None:
         self.store = store
 
     async def put(self, content: bytes, content_type: str) -> str:

@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from collections import deque
-from typing import Any
+from typing import Any, NoReturn
 
 import ray
 
@@ -258,12 +258,12 @@ class RemoteJournal(Journal):
         p = self.partition_of(store, aggregate_id)
         await self.router.shard_call(p, "passivated", store, aggregate_id)
 
-    def _not_here(self, *_: Any, **__: Any) -> Any:
+    def _not_here(self, *_: Any, **__: Any) -> NoReturn:
         raise NotImplementedError("a dedicated aggregate only appends and loads")
 
-    list_aggregate_ids = head = read_segments = wait_for_segment = _not_here  # type: ignore[assignment]
-    load_checkpoint = save_checkpoint = put_deadletter = _not_here  # type: ignore[assignment]
-    list_deadletters = delete_deadletter = _not_here  # type: ignore[assignment]
+    list_aggregate_ids = head = read_segments = wait_for_segment = _not_here
+    load_checkpoint = save_checkpoint = put_deadletter = _not_here
+    list_deadletters = delete_deadletter = _not_here
 
 
 @ray.remote(num_cpus=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from ray import cloudpickle
@@ -57,7 +58,7 @@ def locate(service: Service) -> tuple[str, str] | None:
     return None
 
 
-def _attribute(module: Any, service: Service) -> str | None:
+def _attribute(module: ModuleType, service: Service) -> str | None:
     """The name under which ``module`` holds ``service``, if it does."""
     for attr, value in list(vars(module).items()):
         if value is service:
