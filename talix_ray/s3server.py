@@ -176,6 +176,7 @@ class EmbeddedS3:
         """Settings for an application whose events live in ``store`` (``s3://bucket/…``)
         on this server, with its endpoint and keys."""
         creds = self._creds()
+        # **settings: any further Settings fields, which pydantic validates
         return Settings(store=store, s3_endpoint=self.endpoint, s3_region="us-east-1",
                         s3_access_key=creds.access_key, s3_secret_key=creds.secret_key,
                         **settings)  # type: ignore[arg-type]

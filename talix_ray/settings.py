@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from .journal import Journal, WriterPolicy
+    from .objectstore import S3Options
 
 
 class Settings(BaseSettings):
@@ -75,7 +76,7 @@ class Settings(BaseSettings):
             raise ValueError(str(exc)) from None
         return value
 
-    def store_options(self) -> dict[str, Any]:
+    def store_options(self) -> S3Options:
         """Keyword arguments for ``open_store(self.store, ...)`` (S3 options for S3 only)."""
         return self.s3_options() if self.store.startswith("s3://") else {}
 
@@ -111,7 +112,7 @@ class Settings(BaseSettings):
         remember(v)  # redacted wherever this process writes error texts
         return v
 
-    def s3_options(self) -> dict[str, Any]:
+    def s3_options(self) -> S3Options:
         """Keyword arguments for the S3 object store."""
         return {"endpoint_url": self.s3_endpoint, "region": self.s3_region,
                 "access_key": self.s3_access_key, "secret_key": self.s3_secret_key,

@@ -22,6 +22,7 @@ from .steps import (
     NonDeterministicAction,
     RecordStep,
     Step,
+    StepKind,
     invocations,
     record_step,
     run_target,
@@ -68,11 +69,12 @@ class Registry:
     def get(self, kind: type[T]) -> T:
         """The service registered for ``kind`` (or for a subclass of it)."""
         found = self._items.get(kind)
-        if found is not None:
-            return found  # type: ignore[no-any-return]
+        if found is not None and isinstance(found, kind):  # always, once registered
+            return found
         for registered, impl in self._items.items():
-            if isinstance(registered, type) and issubclass(registered, kind):
-                return impl  # type: ignore[no-any-return]
+            if isinstance(registered, type) and issubclass(registered, kind) \
+                    and isinstance(impl, kind):  # always: ``impl`` is a ``registered``
+                return impl
         raise NotFound(f"no shared service registered for {getattr(kind, '__name__', kind)}; "
                        f"call runtime.register({getattr(kind, '__name__', kind)}, impl)")
 
@@ -222,7 +224,7 @@ class ActionContext(ReadOnlyContext):
         await self._client.enqueue(queue, message, key=key, message_id=self._next_id())
 
     # -- the record -------------------------------------------------------------------------
-    async def _recorded_step(self, n: int, kind: str, target: str) -> Step | None:
+    async def _recorded_step(self, n: int, kind: StepKind, target: str) -> Step | None:
         """Step ``n`` as recorded by an earlier run of this invocation, if any."""
         if self._log is None:
             assert self.invocation is not None
@@ -236,15 +238,15 @@ class ActionContext(ReadOnlyContext):
                 "steps on a retry (record reads that decide its path with ctx.step)")
         return step
 
-    async def _record(self, n: int, kind: str, target: str, outcome: dict[str, Any]) -> None:
+    async def _record(self, n: int, kind: StepKind, target: str, outcome: dict[str, Any]) -> None:
         assert self.invocation is not None and self._log is not None
         await self._client.run(record_step, self.invocation,
-                               RecordStep(n=n, kind=kind, target=target,  # type: ignore[arg-type]
+                               RecordStep(n=n, kind=kind, target=target,
                                           outcome=outcome))
-        self._log.steps[n] = Step(kind=kind, target=target,  # type: ignore[arg-type]
+        self._log.steps[n] = Step(kind=kind, target=target,
                                      outcome=outcome)
 
-    async def _record_error(self, n: int, kind: str, target: str, exc: TalixError) -> None:
+    async def _record_error(self, n: int, kind: StepKind, target: str, exc: TalixError) -> None:
         """Record a decision (a rejection, a validation error), not a passing failure."""
         if exc.status < 500 and not exc.retryable:
             await self._record(n, kind, target, error_record(exc))

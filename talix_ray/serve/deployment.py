@@ -32,12 +32,12 @@ def load_factory(factory: str | RuntimeFactory) -> RuntimeFactory:
     if not module or not attr:
         raise ConfigurationError(f"runtime factory {factory!r}: use 'module:function'")
     try:
-        found = getattr(importlib.import_module(module), attr)
+        found: RuntimeFactory = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(f"runtime factory {factory!r} not found: {exc}") from None
     if not callable(found):
         raise ConfigurationError(f"runtime factory {factory!r} is not callable")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def replica_app(factory: str | RuntimeFactory) -> Any:
@@ -61,7 +61,7 @@ def serve_deployment(factory: str | RuntimeFactory, *, settings: HttpSettings | 
     s = settings or HttpSettings()
     options = s.serve_options()
     if runtime_env:
-        options["ray_actor_options"] = {**options["ray_actor_options"],  # type: ignore[dict-item]
+        options["ray_actor_options"] = {**options["ray_actor_options"],
                                         "runtime_env": runtime_env}
     if isinstance(factory, str):
         load_factory(factory)  # fail now, not in every replica
@@ -71,7 +71,7 @@ def serve_deployment(factory: str | RuntimeFactory, *, settings: HttpSettings | 
 
     ingress = serve.ingress(build)(type("TalixIngress", (), {
         "__doc__": "The talix-ray HTTP API (generated FastAPI app)."}))
-    deployment = serve.deployment(name=name, **options)(ingress)  # type: ignore[arg-type]
+    deployment = serve.deployment(name=name, **options)(ingress)
     return deployment.bind()
 
 

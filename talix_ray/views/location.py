@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
 from ..model.errors import ConfigurationError
 from ..model.names import check_name
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class ViewLocation:
                                  f"not {url!r}")
 
     @classmethod
-    def of_settings(cls, settings: Any = None) -> ViewLocation:
+    def of_settings(cls, settings: Settings | None = None) -> ViewLocation:
         """``views/`` of the store the settings (``TALIX_*``) name."""
         from ..settings import Settings
 

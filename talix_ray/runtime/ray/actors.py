@@ -245,8 +245,10 @@ class RemoteJournal(Journal):
     async def load_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
                             max_version: int | None = None) -> Snapshot | None:
         p = self.partition_of(store, aggregate_id)
-        return await self.router.shard_call(p, "load_snapshot", store, aggregate_id,  # type: ignore[no-any-return]
-                                            reducer_hash, max_version)
+        snap: Snapshot | None = await self.router.shard_call(p, "load_snapshot", store,
+                                                             aggregate_id, reducer_hash,
+                                                             max_version)
+        return snap
 
     async def save_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
                             snapshot: Snapshot) -> None:

@@ -238,6 +238,7 @@ class RayRuntime(Runtime):
         # every routed command carries an id, so a retry after a crash applies it once
         cid = command_id or f"auto:{uuid.uuid4().hex}"
         store = command.store
+        result: CommandResult  # what the actors' execute returns (the router calls by name)
         if store.placement == "dedicated":
             result = await self.router.entity_call(store.name, aggregate_id, "execute",
                                                    store.name, command.name, aggregate_id,
@@ -248,15 +249,17 @@ class RayRuntime(Runtime):
                                                aggregate_id, input, cid, meta)
         if command_id is None and result.command_id == cid:
             result = result._replace(command_id=None)
-        return result  # type: ignore[no-any-return]
+        return result
 
     async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate[Any]:
+        found: Aggregate[Any]  # what the actors' get returns (the router calls by name)
         if store.placement == "dedicated":
-            return await self.router.entity_call(  # type: ignore[no-any-return]
+            found = await self.router.entity_call(
                 store.name, aggregate_id, "get", store.name, aggregate_id)
-        p = self.journal.partition_of(store.name, aggregate_id)
-        return await self.router.batched(p, "get", store.name,  # type: ignore[no-any-return]
-                                         aggregate_id)
+        else:
+            p = self.journal.partition_of(store.name, aggregate_id)
+            found = await self.router.batched(p, "get", store.name, aggregate_id)
+        return found
 
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait until every action triggered by what was written so far has run.

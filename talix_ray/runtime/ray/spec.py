@@ -22,7 +22,7 @@ from ...engine.runtime import default_services
 from ...journal import ObjectStoreJournal, WriterPolicy
 from ...model.errors import ConfigurationError
 from ...model.service import Service
-from ...objectstore import ObjectStore, open_store
+from ...objectstore import ObjectStore, S3Options, open_store
 from ...secrets import SecretRef, share
 
 
@@ -78,7 +78,7 @@ class AppSpec:
     app: str
     namespace: str
     store_url: str
-    store_options: dict[str, Any]
+    store_options: S3Options
     partitions: int
     shards: int
     services: list[tuple[str, str] | bytes]
