@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from collections import deque
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import ray
 
@@ -20,7 +20,12 @@ from ...journal.base import Commit, Journal, Snapshot
 from ...model.events import StoredEvent
 from ...model.store import CommandResult
 from ...shared import Clock
+from .handles import ActorHandle
 from .spec import AppSpec
+
+if TYPE_CHECKING:
+    from ...model.action import Action
+    from .router import Router
 
 log = logging.getLogger("talix.ray")
 _BATCHED = frozenset({"execute", "get"})
@@ -103,7 +108,7 @@ class ShardActor(_Hosting):
         self.journal = spec.journal(self.partitions)
         self.host = self._make_host(self.journal, spec.max_active)
         self._hinting: set[tuple[str, int]] = set()
-        self._consumers: dict[str, Any] = {}
+        self._consumers: dict[str, ActorHandle] = {}
         self._lookup_after: dict[str, float] = {}
         self._hint_tasks: set[asyncio.Future[None]] = set()
 
@@ -221,7 +226,7 @@ class ShardActor(_Hosting):
 class RemoteJournal(Journal):
     """A dedicated aggregate's view of the journal: everything goes through its shard."""
 
-    def __init__(self, spec: AppSpec, router: Any) -> None:
+    def __init__(self, spec: AppSpec, router: Router) -> None:
         self.partitions = spec.partitions
         self.router = router
 
@@ -348,7 +353,7 @@ class DispatcherActor:
             for action in app.timer_actions.values():
                 self._tasks.append(asyncio.ensure_future(self.client.timer_loop(action)))
 
-    async def _execute(self, action: Any, record: StoredEvent, attempt: int,
+    async def _execute(self, action: Action, record: StoredEvent, attempt: int,
                        fresh: bool = False) -> None:
         """Light actions on the executors, the others as Ray tasks with their resources."""
         from .router import unwrap

@@ -16,6 +16,7 @@ import ray
 import ray.exceptions
 
 from ...model.errors import Fenced, Unavailable
+from .handles import ActorHandle
 from .spec import AppSpec, actor_class
 
 log = logging.getLogger("talix.ray")
@@ -53,13 +54,13 @@ class Router:
                  max_in_flight: int = 4) -> None:
         self.spec = spec
         self.deadline = deadline
-        self._handles: dict[str, Any] = {}
+        self._handles: dict[str, ActorHandle] = {}
         self._queues: dict[int, _Queue] = {}
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._sending: set[asyncio.Task[None]] = set()
 
-    def handle(self, name: str) -> Any:
+    def handle(self, name: str) -> ActorHandle:
         """A named actor of the application (``ValueError`` if it does not exist)."""
         h = self._handles.get(name)
         if h is None:
@@ -70,11 +71,11 @@ class Router:
             self._handles[name] = h
         return h
 
-    def shard(self, partition: int) -> Any:
+    def shard(self, partition: int) -> ActorHandle:
         """The shard actor writing ``partition``."""
         return self.handle(self.spec.shard_name(self.spec.shard_of(partition)))
 
-    def entity(self, store: str, aggregate_id: str) -> Any:
+    def entity(self, store: str, aggregate_id: str) -> ActorHandle:
         """The dedicated actor of one aggregate, created on demand."""
         from .actors import EntityActor
 
@@ -88,8 +89,9 @@ class Router:
             self._handles[name] = h
         return h
 
-    async def call(self, what: str, target: Callable[[], Any],
-                   method: Callable[[Any], Awaitable[T]], forget: str | None = None) -> T:
+    async def call(self, what: str, target: Callable[[], ActorHandle],
+                   method: Callable[[ActorHandle], Awaitable[T]],
+                   forget: str | None = None) -> T:
         """``await method(target())`` retried on restarts, unavailability and fencing."""
         end = time.monotonic() + self.deadline
         delay = 0.05

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray import cloudpickle
@@ -19,6 +19,10 @@ from ...settings import Settings
 from ...shared import ObjectStoreFileStorage
 from ..ray.spec import AppSpec, actor_class
 from .local import init_local_ray, joins_a_cluster
+
+if TYPE_CHECKING:
+    from ...objectstore import ObjectStore
+    from .handles import ActorHandle
 
 log = logging.getLogger("talix.ray")
 _clients: dict[tuple[str, str, str], RayRuntime] = {}
@@ -134,7 +138,7 @@ class RayRuntime(Runtime):
             raise ConfigurationError("the runtime is not started")
         return self._journal
 
-    def _object_store(self) -> Any:
+    def _object_store(self) -> ObjectStore:
         return self._open_store()
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -208,7 +212,7 @@ class RayRuntime(Runtime):
                 out.append({"view": name, "status": "unavailable", "error": str(exc)})
         return out
 
-    def _open_store(self) -> Any:
+    def _open_store(self) -> ObjectStore:
         from ...objectstore import open_store
 
         return open_store(self.store_url, **self.store_options)
@@ -274,7 +278,7 @@ class RayRuntime(Runtime):
         await self.router.call("settle", self._dispatcher,
                                lambda h: h.settle.remote(timeout))
 
-    def _dispatcher(self) -> Any:
+    def _dispatcher(self) -> ActorHandle:
         """The dispatcher actor, created again if it is missing."""
         from .actors import DispatcherActor
 

@@ -12,7 +12,7 @@ import importlib
 import sys
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from ray import cloudpickle
 
@@ -24,12 +24,13 @@ from ...model.errors import ConfigurationError
 from ...model.service import Service
 from ...objectstore import ObjectStore, S3Options, open_store
 from ...secrets import SecretRef, share
+from .handles import ActorClass
 
 
-def actor_class(cls: type) -> Any:
+def actor_class(cls: type) -> ActorClass:
     """A class decorated with ``@ray.remote`` as what it is at run time, an actor class
     (with ``.options`` and ``.remote``); type checkers see the plain class."""
-    return cls
+    return cast(ActorClass, cls)  # what @ray.remote made of it
 
 
 def locate(service: Service) -> tuple[str, str] | None:
