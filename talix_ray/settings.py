@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .model.errors import TalixError
+from .secrets import remember
+from .shared.netpolicy import AddressPolicy
+
 if TYPE_CHECKING:
-    from .journal import Journal, WriterPolicy
     from .objectstore import S3Options
 
 
@@ -67,9 +70,6 @@ class Settings(BaseSettings):
     @field_validator("download_allow")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        from .model.errors import TalixError
-        from .shared.netpolicy import AddressPolicy
-
         try:
             AddressPolicy.of(value)  # a clear error now, not at the first download
         except TalixError as exc:
@@ -79,19 +79,6 @@ class Settings(BaseSettings):
     def store_options(self) -> S3Options:
         """Keyword arguments for ``open_store(self.store, ...)`` (S3 options for S3 only)."""
         return self.s3_options() if self.store.startswith("s3://") else {}
-
-    def writer_policy(self) -> WriterPolicy:
-        """The journal's policy (size limits, memory bounds, load index) from these settings."""
-        from .journal import WriterPolicy
-
-        return WriterPolicy(max_event_bytes=self.max_event_bytes,
-                            max_commit_bytes=self.max_commit_bytes,
-                            heads_bytes=self.writer_heads_bytes,
-                            segment_cache_bytes=self.segment_cache_bytes,
-                            index_memtable_bytes=self.index_memtable_bytes,
-                            index_lag_segments=self.index_lag_segments,
-                            index_table_bytes=self.index_table_bytes,
-                            index_cache_bytes=self.index_cache_bytes)
 
     def view_options(self) -> dict[str, Any]:
         """Options for the view runners."""
@@ -107,8 +94,6 @@ class Settings(BaseSettings):
     @field_validator("s3_secret_key")
     @classmethod
     def _known_secret(cls, v: SecretStr | None) -> SecretStr | None:
-        from .secrets import remember
-
         remember(v)  # redacted wherever this process writes error texts
         return v
 
@@ -118,18 +103,3 @@ class Settings(BaseSettings):
                 "access_key": self.s3_access_key, "secret_key": self.s3_secret_key,
                 "max_attempts": self.s3_max_attempts}
 
-
-def open_journal(settings: Settings | None = None, *, read_only: bool = False) -> Journal:
-    """The journal the settings describe: a MemoryJournal for ``memory://``, otherwise the
-    partitioned log on the object store (``read_only``: one that never writes the log, for
-    tools reading it beside a running application)."""
-    from .journal import MemoryJournal, ObjectStoreJournal
-    from .objectstore import open_store
-
-    s = settings or Settings()
-    if s.store == "memory://":
-        return MemoryJournal(partitions=s.partitions or 1, max_event_bytes=s.max_event_bytes,
-                             max_commit_bytes=s.max_commit_bytes)
-    store = open_store(s.store, **s.store_options())
-    return ObjectStoreJournal(store, partitions=s.partitions, owned=[] if read_only else None,
-                              policy=s.writer_policy())

@@ -126,3 +126,18 @@ def test_the_test_command_exits_with_pytest_status_after_delta_work(tmp_path):
                                capture_output=True, text=True, timeout=120, env=env)
             assert r.returncode == code, r.stdout + r.stderr
             assert ("1 passed" if code == 0 else "1 failed") in r.stdout
+
+
+def test_dev_and_demo_name_their_demo(tmp_path):
+    """The demo is a parameter (``--demo module:function``), checked before anything starts:
+    a bad one is one line and exit 2, and no stack was started for it."""
+    for command in (("dev", "--once", "--data", str(tmp_path / "dev")),
+                    ("demo", "--key-file", str(tmp_path / "none"))):
+        for ref, message in (("tests.nosuch:run", "cannot import module 'tests.nosuch'"),
+                             ("services.demo:nosuch", "has no attribute 'nosuch'"),
+                             ("services.demo:ExpensesApi.x", "has no attribute"),
+                             ("nocolon", "use 'module:attribute'")):
+            r = talix(*command, "--demo", ref)
+            assert r.returncode == 2, r.stdout + r.stderr
+            assert message in r.stdout and "Traceback" not in r.stdout + r.stderr, r.stdout
+        assert not (tmp_path / "dev").exists()  # nothing was started

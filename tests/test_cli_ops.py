@@ -18,9 +18,9 @@ async def seed(store: str, partitions: int = 2) -> dict:
     """Counters c0..c4 (c1 three times), a dead letter (doomed-9), everything dispatched;
     then one segment appended behind the dispatcher's back, 5 s old."""
     from talix_ray import LocalRuntime, Service
-    from talix_ray.journal import Commit
+    from talix_ray.journal import Commit, open_journal
     from talix_ray.model.events import StoredEvent
-    from talix_ray.settings import Settings, open_journal
+    from talix_ray.settings import Settings
 
     from .domain import Add, add, counters, ledger, mirror_to_ledger
 

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from talix_ray.journal import ObjectStoreJournal, Snapshot, WriterPolicy
+from talix_ray.journal import ObjectStoreJournal, Snapshot, WriterPolicy, writer_policy
 from talix_ray.journal import format as fmt
 from talix_ray.journal.index import pick_compaction, tier_of
 from talix_ray.objectstore import CountingObjectStore, MemoryObjectStore
@@ -233,7 +233,7 @@ def test_the_index_settings_reach_the_policy(monkeypatch):
     monkeypatch.setenv("TALIX_INDEX_LAG_SEGMENTS", "99")
     monkeypatch.setenv("TALIX_INDEX_TABLE_BYTES", "1048576")
     monkeypatch.setenv("TALIX_INDEX_CACHE_BYTES", "12345")
-    policy = Settings().writer_policy().index_policy()
+    policy = writer_policy(Settings()).index_policy()
     assert (policy.memtable_bytes, policy.lag_segments, policy.table_bytes,
             policy.cache_bytes) == (65536, 99, 1 << 20, 12345)
 

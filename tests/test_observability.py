@@ -16,9 +16,10 @@ import pytest
 from pydantic import BaseModel
 
 from talix_ray import DomainError, EventStore, EventType, LocalRuntime, Service
+from talix_ray.journal import open_journal
 from talix_ray.observability import logs, metrics
 from talix_ray.serve import create_app
-from talix_ray.settings import Settings, open_journal
+from talix_ray.settings import Settings
 
 from . import http_domain
 from .domain import Add, Limit, add, add_below, counters, ledger, mirror_to_ledger

@@ -19,10 +19,9 @@ import httpx
 import pytest
 from rich.console import Console
 
+from services.demo import ExpensesApi, follow
 from services.documents.receipts import generate, same_vendor
-from talix_ray.dev import ApiClient
 from talix_ray.dev.feed import FileServer
-from talix_ray.dev.watch import follow
 
 from .http_support import ADMIN_KEY, app_env, free_port, kill_app_actors
 from .test_cli import talix as run_talix
@@ -47,7 +46,7 @@ def showcase(serve_session, s3_server, tmp_path_factory):
                                runtime_env={"env_vars": env}),
               name=app, route_prefix=f"/{app}")
     try:
-        with ApiClient(f"{serve_session}/{app}", ADMIN_KEY, timeout=120) as api:
+        with ExpensesApi(f"{serve_session}/{app}", ADMIN_KEY, timeout=120) as api:
             api.wait_ready(120)
             yield api, env, crash
     finally:

@@ -39,23 +39,13 @@ def _settings(store: str | None) -> Settings:
 def _load_runtime(app_ref: str, settings: Settings) -> Runtime:
     """The runtime ``module:attr`` names (a runtime, or a function of the settings making
     one), created; modules of the current directory import, as with ``python -m``."""
-    import importlib
-
     from ..engine.runtime import Runtime
-    from ..model.errors import ConfigurationError, NotFound
+    from ..model.errors import NotFound
+    from ..shared.refs import import_ref
 
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    module, _, attr = app_ref.partition(":")
-    attr = attr or "runtime"
-    try:
-        loaded = importlib.import_module(module)
-    except ImportError as exc:  # the module, or something it imports, is not installed
-        raise ConfigurationError(f"--app {app_ref}: cannot import module {module!r} "
-                                 f"({type(exc).__name__}: {exc})") from exc
-    if not hasattr(loaded, attr):
-        raise NotFound(f"--app {app_ref}: module {module!r} has no attribute {attr!r}")
-    target = getattr(loaded, attr)
+    target = import_ref(app_ref, option="--app", default_attribute="runtime")
     runtime = target(settings) if callable(target) and not isinstance(target, Runtime) \
         else target
     if not isinstance(runtime, Runtime):

@@ -2,39 +2,44 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import typer
 
 from .common import _exit, _guard, app, console
 
+DEMO_HELP = ("module:function run against the stack once it answers (uploads, then follows "
+             "what it started); '' for none")
+
 
 @app.command()
 def dev(
-    once: bool = typer.Option(False, "--once", help="exit when the receipts are analyzed and "
-                              "in the expenses view (for tests and CI)"),
-    count: int = typer.Option(12, min=0, max=10_000, help="generated receipts to upload"),
-    seed: int = typer.Option(None, help="the receipts' seed (default: a new one each run)"),
+    once: bool = typer.Option(False, "--once", help="exit when the demo is done (for tests "
+                              "and CI)"),
+    count: int = typer.Option(12, min=0, max=10_000, help="what the demo uploads (the "
+                              "example: generated receipts)"),
+    seed: int = typer.Option(None, help="the demo's seed (default: a new one each run)"),
     port: int = typer.Option(8000, help="HTTP port on 127.0.0.1"),
     data: Path = typer.Option(Path(".talix"), help="data directory (S3 data, Ray token, "
                               "API key): kept between runs"),
     app_ref: str = typer.Option("services.app:build_ray_runtime", "--app",
                                 help="module:function making the runtime in each replica"),
+    demo_ref: str = typer.Option("services.demo:run", "--demo", help=DEMO_HELP),
     timeout: float = typer.Option(600, min=1, help="with --once: most seconds to wait"),
 ) -> None:
-    """Run the example end to end on this machine: S3, Ray, the HTTP API on Ray Serve, and
-    generated receipts uploaded through it and read by OCR. Ctrl-C stops everything."""
-    import random
+    """Run an application end to end on this machine: S3, Ray, the HTTP API on Ray Serve,
+    then its demo (the example's: generated receipts uploaded through the API and read by
+    OCR). Ctrl-C stops everything."""
     import signal
 
     from ..dev import ApiClient, DevStack
-    from ..dev.feed import FileServer, receipts
-    from ..dev.watch import follow
+    from ..dev.demo import DemoSession, load_demo
+    from ..dev.feed import FileServer
 
     def _term(*_: object) -> None:
         raise KeyboardInterrupt
 
+    demo = _guard(lambda: load_demo(demo_ref)) if demo_ref else None
     signal.signal(signal.SIGTERM, _term)
     stack = DevStack(data=data, port=port, factory=app_ref, console=console)
     code = 0
@@ -45,29 +50,20 @@ def dev(
                       f"{stack.data / 'dev-api-key'}):")
         print(stack.key, flush=True)
         with ApiClient(stack.url, stack.key) as api, \
-                FileServer(stack.data / "receipts") as files:
+                FileServer(stack.data / "files") as files:
             _guard(lambda: api.wait_ready(180))
-            seed = random.randrange(1 << 30) if seed is None else seed
-            uploaded = {}
-            for doc in receipts(count, seed):
-                url = files.add(doc.name, doc.content)
-                uploaded[doc.name] = _guard(functools.partial(api.upload_url, url))
-            if uploaded:
-                console.print(f"uploaded {len(uploaded)} generated receipt(s) (seed {seed}) "
-                              "from a file server on loopback: POST /documents/upload-from-url")
-                sample = files.folder / next(iter(uploaded))
-                console.print("upload one yourself:\n"
-                              f'  curl -H "X-API-Key: $(cat {data}/dev-api-key)" '
-                              f"-F file=@{sample} {stack.url}/documents", soft_wrap=True,
-                              markup=False, highlight=False)
-            done = _guard(lambda: follow(api, uploaded, console,
-                                         timeout=timeout if once else None))
+            done = True
+            if demo is not None:
+                session = DemoSession(url=stack.url, key=stack.key,
+                                      key_file=stack.data / "dev-api-key", console=console,
+                                      count=count, seed=_seed(seed),
+                                      timeout=timeout if once else None, files=files)
+                done = _guard(lambda: demo(session)).done
             console.print()
             if once:
                 code = 0 if done else 1
                 if not done:
-                    console.print(f"[red]not every document was analyzed in {timeout:.0f} s"
-                                  "[/red]")
+                    console.print(f"[red]the demo did not finish in {timeout:.0f} s[/red]")
             else:
                 console.print(f"serving on {stack.url}; Ctrl-C stops")
                 signal.pause()
@@ -80,46 +76,48 @@ def dev(
 
 @app.command()
 def demo(
-    count: int = typer.Option(8, min=1, max=10_000, help="generated receipts to upload"),
-    seed: int = typer.Option(None, help="the receipts' seed (default: a new one each run)"),
+    count: int = typer.Option(8, min=1, max=10_000, help="what the demo uploads (the "
+                              "example: generated receipts)"),
+    seed: int = typer.Option(None, help="the demo's seed (default: a new one each run)"),
     url: str = typer.Option("http://127.0.0.1:8000", help="the running API"),
     key_file: Path = typer.Option(Path(".talix/dev-api-key"), help="file holding the API "
                                   "key (default: the one `talix dev` made)"),
-    wait: bool = typer.Option(True, "--wait/--no-wait", help="follow the analyses until the "
-                              "expenses view shows them"),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="follow what the demo started "
+                              "until it is done"),
     timeout: float = typer.Option(600, min=1, help="with --wait: most seconds to wait"),
-    json_out: bool = typer.Option(False, "--json", help="print {file name: document id} "
-                                  "as JSON"),
+    demo_ref: str = typer.Option("services.demo:run", "--demo",
+                                 help="module:function of the demo"),
+    json_out: bool = typer.Option(False, "--json", help="print what the demo started (name: "
+                                  "id) as JSON, nothing else"),
 ) -> None:
-    """Upload generated receipts to a running stack (``POST /documents``, multipart)."""
+    """Run an application's demo against a stack that runs already (the example's uploads
+    generated receipts as files, ``POST /documents``)."""
     import json
-    import random
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress
+    from rich.console import Console
 
     from ..dev import ApiClient
-    from ..dev.feed import receipts
+    from ..dev.demo import DemoSession, load_demo
     from ..dev.keys import read_key
 
+    run = _guard(lambda: load_demo(demo_ref))
     key = _guard(lambda: read_key(key_file))
-    seed = random.randrange(1 << 30) if seed is None else seed
-    uploaded: dict[str, str] = {}
-    with _guard(lambda: ApiClient(url, key)) as api:
-        with Progress("[progress.description]{task.description}", BarColumn(),
-                      MofNCompleteColumn(), console=console, disable=json_out) as bar:
-            task = bar.add_task(f"uploading receipts (seed {seed})", total=count)
-            for doc in receipts(count, seed):
-                uploaded[doc.name] = _guard(functools.partial(
-                    api.upload_file, doc.name, doc.content, doc.content_type))
-                bar.advance(task)
-        done = True
-        if wait and not json_out:
-            from ..dev.watch import follow
-
-            done = _guard(lambda: follow(api, uploaded, console, timeout=timeout))
+    with _guard(lambda: ApiClient(url, key)):  # checks the URL before anything is sent
+        pass
+    quiet = Console(quiet=True)
+    session = DemoSession(url=url, key=key, key_file=key_file,
+                          console=quiet if json_out else console, count=count,
+                          seed=_seed(seed), timeout=timeout, follow=wait and not json_out)
+    outcome = _guard(lambda: run(session))
     if json_out:
-        print(json.dumps(uploaded))
-    _exit(0 if done else 1)
+        print(json.dumps(outcome.started))
+    _exit(0 if outcome.done else 1)
+
+
+def _seed(seed: int | None) -> int:
+    import random
+
+    return random.randrange(1 << 30) if seed is None else seed
 
 
 @app.command("s3")

@@ -28,7 +28,7 @@ def deadletters_list(
     """List the dead letters of the action dispatcher."""
     from rich.table import Table
 
-    from ..settings import open_journal
+    from ..journal import open_journal
 
     async def run() -> list[dict[str, object]]:
         journal = open_journal(_settings(store), read_only=True)

@@ -13,7 +13,7 @@ from .common import STORE_OPTION, _exit, _guard, _settings, app, console
 if TYPE_CHECKING:
     from rich.console import Group
 
-    from ..observability.status import StoreStatus
+    from ..status import StoreStatus
 
 
 def _tables(status: StoreStatus) -> Group:
@@ -51,7 +51,7 @@ def status_cmd(
 ) -> None:
     """Per partition: head seq, writer epoch, index watermark and unindexed tail; per
     consumer and view: lag in segments and seconds; dead letters."""
-    from ..observability.status import store_status
+    from ..status import store_status
 
     settings = _guard(lambda: _settings(store))
 

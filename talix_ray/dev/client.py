@@ -1,4 +1,4 @@
-"""A small client of the example's HTTP API (what ``talix dev`` and ``talix demo`` call)."""
+"""A small client of a talix-ray HTTP API (what ``talix dev`` and demos call)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ class ApiClient:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
+    def call(self, method: str, path: str, **kw: Any) -> Any:
+        """``method path`` (httpx keyword arguments): the JSON answer, or an
+        :class:`ApiError` with the problem's title and detail."""
         try:
             r = self.http.request(method, path, **kw)
         except httpx.HTTPError as exc:
@@ -65,31 +67,3 @@ class ApiClient:
             if time.monotonic() > deadline:
                 raise ApiError(f"{self.base_url} did not answer /healthz in {timeout:.0f} s")
             time.sleep(0.5)
-
-    def upload_url(self, url: str) -> str:
-        """``POST /documents/upload-from-url``: the new document's id."""
-        return str(self._call("POST", "/documents/upload-from-url", json={"url": url})
-                   ["document_id"])
-
-    def upload_file(self, name: str, content: bytes, content_type: str) -> str:
-        """``POST /documents`` (multipart): the new document's id."""
-        return str(self._call("POST", "/documents",
-                              files={"file": (name, content, content_type)})["document_id"])
-
-    def document(self, document_id: str) -> dict[str, Any]:
-        """``GET /documents/{id}``."""
-        return dict(self._call("GET", f"/documents/{document_id}"))
-
-    def expense(self, expense_id: str) -> dict[str, Any] | None:
-        """``GET /expenses/{id}`` (``None`` when there is none)."""
-        try:
-            return dict(self._call("GET", f"/expenses/{expense_id}"))
-        except ApiError as exc:
-            if " 404 " in str(exc):
-                return None
-            raise
-
-    def expenses(self, limit: int = 1000, **filters: str) -> list[dict[str, Any]]:
-        """``GET /expenses`` (from the expenses view, newest first)."""
-        return list(self._call("GET", "/expenses", params={"limit": limit, **filters})
-                    ["items"])

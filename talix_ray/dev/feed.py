@@ -1,4 +1,5 @@
-"""Generated receipts served on a loopback port: the development stack's 'internet'."""
+"""Files served on a loopback port: the development stack's 'internet' (what a demo
+uploads from a URL)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,11 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
-
-
-def receipts(count: int, seed: int) -> list[Any]:
-    """``count`` generated documents (the example's receipt generator, three in four are
-    expenses), from ``seed``."""
-    from services.documents.receipts import generate
-
-    return list(generate(count, seed))
 
 
 class FileServer:

@@ -40,23 +40,30 @@ class App:
                 if store.name.startswith(RESERVED_PREFIX):
                     raise ConfigurationError(f"store name {store.name}: the prefix "
                                              f"{RESERVED_PREFIX!r} is reserved")
-        names: set[str] = set()
         for svc in [*user, system_service]:
-            if svc.name in names:
-                raise ConfigurationError(f"service {svc.name} added twice")
-            names.add(svc.name)
-            app.services.append(svc)
-            kinds: list[tuple[dict[str, Any], Sequence[Any]]] = [
-                (app.stores, svc.stores), (app.actions, svc.actions),
-                (app.queries, svc.queries), (app.projections, svc.projections)]
-            for index, items in kinds:
-                for item in items:
-                    if item.name in index and index[item.name] is not item:
-                        raise ConfigurationError(f"two parts named {item.name} "
-                                                 f"(second in service {svc.name})")
-                    index[item.name] = item
+            app._index(svc)
         stored_types = {et.name for s in app.stores.values() for et in s.event_types.values()}
-        for view in app.projections.values():
+        app._check_projections(stored_types)
+        app._route_actions(stored_types)
+        return app
+
+    def _index(self, svc: Service) -> None:
+        """Add a service's parts by name (a name taken by another part is an error)."""
+        if any(s.name == svc.name for s in self.services):
+            raise ConfigurationError(f"service {svc.name} added twice")
+        self.services.append(svc)
+        kinds: list[tuple[dict[str, Any], Sequence[Any]]] = [
+            (self.stores, svc.stores), (self.actions, svc.actions),
+            (self.queries, svc.queries), (self.projections, svc.projections)]
+        for index, items in kinds:
+            for item in items:
+                if item.name in index and index[item.name] is not item:
+                    raise ConfigurationError(f"two parts named {item.name} "
+                                             f"(second in service {svc.name})")
+                index[item.name] = item
+
+    def _check_projections(self, stored_types: set[str]) -> None:
+        for view in self.projections.values():
             if view.name == "events":
                 raise ConfigurationError("the view name 'events' is taken by the built-in view "
                                          "of every event")
@@ -64,18 +71,20 @@ class App:
                 if name not in stored_types:
                     raise ConfigurationError(f"view {view.name} folds {name}, which no added "
                                              "event store declares")
-        for action in app.actions.values():
+
+    def _route_actions(self, stored_types: set[str]) -> None:
+        """Which actions each event type, queue and timer triggers."""
+        for action in self.actions.values():
             if (trig := action.event_trigger) is not None:
                 for et in trig.event_types:
                     if et.name not in stored_types:
                         raise ConfigurationError(f"action {action.name} listens to {et.name}, "
                                                  "which no added event store declares")
-                    app.event_routes.setdefault(et.name, []).append(action)
+                    self.event_routes.setdefault(et.name, []).append(action)
             if (qt := action.queue_trigger) is not None:
-                app.queue_routes.setdefault(qt.queue, []).append(action)
+                self.queue_routes.setdefault(qt.queue, []).append(action)
             if action.timer_trigger is not None:
-                app.timer_actions[action.name] = action
-        return app
+                self.timer_actions[action.name] = action
 
     # -- look-ups ---------------------------------------------------------------------------
     def store(self, store: EventStore[Any] | str) -> EventStore[Any]:

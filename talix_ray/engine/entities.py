@@ -13,14 +13,14 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from ..journal.base import Commit, Journal, Snapshot
 from ..model.errors import StorageError, TalixError, ValidationError, VersionConflict
-from ..model.events import Event, StoredEvent, timestamp_of
+from ..model.events import Event, NewEvent, StoredEvent, timestamp_of
 from ..model.store import Command, CommandResult, EventStore
 from ..observability import logs
 from ..observability.metrics import COMMAND_SECONDS, COMMANDS
@@ -29,6 +29,14 @@ log = logging.getLogger("talix.entities")
 # a command's outcome (metrics) by the status of the talix error it raised
 _OUTCOMES = {400: "rejected", 404: "rejected", 409: "conflict", 422: "invalid"}
 ContextFactory = Callable[["Entity", Command[Any, Any], "str | None"], Any]
+
+
+class _Staged(NamedTuple):
+    """A command's commit before it is durable, and what it leads to."""
+
+    commit: Commit
+    events: tuple[Event[Any], ...]
+    state: Any
 
 
 class Entity:
@@ -162,57 +170,20 @@ class EntityHost:
     async def _decide_and_append(self, entity: Entity, command: Command[Any, Any], input: Any,
                                  command_id: str | None,
                                  meta: dict[str, str] | None = None) -> CommandResult:
+        """Decide on the current state and append the events; on a version conflict (another
+        writer moved the stream) reload and decide again, up to ``command.max_retries``."""
         store = command.store
-        reducer = store.reducer
         for attempt in range(command.max_retries + 1):
-            if command_id is not None and entity.recent is not None:
-                seen = entity.recent.get(command_id)
-                if seen is not None:
-                    if entity.restored and command_id in entity.restored:
-                        seen = await self._restore_events(entity, seen,
-                                                          entity.restored.pop(command_id))
-                        entity.recent[command_id] = seen
-                    return seen._replace(command_id=command_id, duplicate=True)
-            state = entity.state
-            if command.wants_ctx:
-                ctx = self._context_factory(entity, command, command_id) \
-                    if self._context_factory else None
-                decided = command.decide(state, input, ctx)
-            else:
-                decided = command.decide(state, input)
-            if command.is_async:
-                decided = await decided
-            new_events = command.normalize_events(decided)
+            seen = await self._already_done(entity, command_id)
+            if seen is not None:
+                return seen
+            new_events = await self._decide(entity, command, input, command_id)
             if not new_events:
                 return CommandResult(store.name, entity.aggregate_id, entity.version, (),
                                      command_id)
-            ts = self._clock_us()
-            version = entity.version
-            records: list[StoredEvent] = []
-            events: list[Event[Any]] = []
-            timestamp = None
-            for ne in new_events:
-                version += 1
-                et = ne.type
-                user_meta = ne.metadata
-                meta_json = user_meta if user_meta is None or isinstance(user_meta, dict) else \
-                    user_meta.model_dump(mode="json")
-                if meta:
-                    meta_json = {**(meta_json or {}), **meta}
-                records.append(StoredEvent(store.name, entity.aggregate_id, version, et.name,
-                                           ne.payload.model_dump(mode="json"), ts, command_id,
-                                           et.version, meta_json))
-                if timestamp is None:
-                    timestamp = timestamp_of(ts)
-                ev = Event(store.name, entity.aggregate_id, version, et.name, ne.payload,
-                           timestamp, command_id,
-                           meta_json if et.metadata_model is None else user_meta)
-                events.append(ev)
-                state = reducer(state, ev)
-            commit = Commit(store.name, entity.aggregate_id, entity.version, tuple(records),
-                            command_id)
+            staged = self._stage(entity, new_events, command_id, meta)
             try:
-                seq = await self.journal.append(commit)
+                seq = await self.journal.append(staged.commit)
             except VersionConflict:
                 if attempt >= command.max_retries:
                     raise
@@ -224,20 +195,84 @@ class EntityHost:
                 # the outcome is unknown (storage failure, cancellation): reload before reuse
                 entity.loaded = False
                 raise
-            result = CommandResult(store.name, entity.aggregate_id, version, tuple(events),
-                                   command_id, False,
-                                   self.journal.partition_of(store.name, entity.aggregate_id),
-                                   seq)
-            entity.state = state
-            entity.version = version
-            entity.last_record = records[-1]
-            if command_id is not None:
-                self._remember(entity, command_id, result)
-            every = self._snapshots_every(store)
-            if every and version - entity.snapshot_version >= every:
-                self._snapshot_later(entity)
-            return result
+            return self._applied(entity, staged, seq)
         raise VersionConflict(f"{store.name}/{entity.aggregate_id}: too many conflicts")
+
+    async def _already_done(self, entity: Entity,
+                            command_id: str | None) -> CommandResult | None:
+        """The result of a command this aggregate remembers by id (a retry), if it does."""
+        if command_id is None or entity.recent is None:
+            return None
+        seen = entity.recent.get(command_id)
+        if seen is None:
+            return None
+        if entity.restored and command_id in entity.restored:
+            seen = await self._restore_events(entity, seen, entity.restored.pop(command_id))
+            entity.recent[command_id] = seen
+        return seen._replace(command_id=command_id, duplicate=True)
+
+    async def _decide(self, entity: Entity, command: Command[Any, Any], input: Any,
+                      command_id: str | None) -> list[NewEvent[Any]]:
+        """The command's events for the entity's current state (none: nothing to append)."""
+        if command.wants_ctx:
+            ctx = self._context_factory(entity, command, command_id) \
+                if self._context_factory else None
+            decided = command.decide(entity.state, input, ctx)
+        else:
+            decided = command.decide(entity.state, input)
+        if command.is_async:
+            decided = await decided
+        return command.normalize_events(decided)
+
+    def _stage(self, entity: Entity, new_events: list[NewEvent[Any]], command_id: str | None,
+               meta: dict[str, str] | None) -> _Staged:
+        """The commit of ``new_events`` after the entity's version, and the events and state
+        it leads to (applied to the entity once the commit is durable)."""
+        store = entity.store
+        ts = self._clock_us()
+        timestamp = timestamp_of(ts)
+        state = entity.state
+        version = entity.version
+        records: list[StoredEvent] = []
+        events: list[Event[Any]] = []
+        for ne in new_events:
+            version += 1
+            et = ne.type
+            user_meta = ne.metadata
+            meta_json = user_meta if user_meta is None or isinstance(user_meta, dict) else \
+                user_meta.model_dump(mode="json")
+            if meta:
+                meta_json = {**(meta_json or {}), **meta}
+            records.append(StoredEvent(store.name, entity.aggregate_id, version, et.name,
+                                       ne.payload.model_dump(mode="json"), ts, command_id,
+                                       et.version, meta_json))
+            ev = Event(store.name, entity.aggregate_id, version, et.name, ne.payload,
+                       timestamp, command_id,
+                       meta_json if et.metadata_model is None else user_meta)
+            events.append(ev)
+            state = store.reducer(state, ev)
+        commit = Commit(store.name, entity.aggregate_id, entity.version, tuple(records),
+                        command_id)
+        return _Staged(commit, tuple(events), state)
+
+    def _applied(self, entity: Entity, staged: _Staged, seq: int) -> CommandResult:
+        """Move the entity to a durable commit: state, version, the command remembered by id,
+        a snapshot when one is due."""
+        commit = staged.commit
+        store = entity.store
+        version = commit.events[-1].version
+        result = CommandResult(store.name, entity.aggregate_id, version, staged.events,
+                               commit.command_id, False,
+                               self.journal.partition_of(store.name, entity.aggregate_id), seq)
+        entity.state = staged.state
+        entity.version = version
+        entity.last_record = commit.events[-1]
+        if commit.command_id is not None:
+            self._remember(entity, commit.command_id, result)
+        every = self._snapshots_every(store)
+        if every and version - entity.snapshot_version >= every:
+            self._snapshot_later(entity)
+        return result
 
     async def _restore_events(self, entity: Entity, seen: CommandResult,
                               count: int) -> CommandResult:

@@ -6,11 +6,14 @@ import asyncio
 import logging
 from typing import Any
 
+from ..extras import views_wanted
+from ..journal import open_journal
 from ..journal.base import Journal
 from ..journal.memory import MemoryJournal
 from ..model.errors import ConfigurationError
 from ..model.store import Command, CommandResult, EventStore
-from ..settings import Settings, open_journal
+from ..observability import logs, metrics
+from ..settings import Settings
 from ..shared import Clock
 from .context import CommandCtx
 from .dispatcher import Dispatcher
@@ -64,8 +67,6 @@ class LocalRuntime(Runtime):
         s = settings or Settings()
         kw.setdefault("view_options", s.view_options())
         kw.setdefault("remember_commands", s.remember_commands)
-        from ..observability import logs, metrics
-
         metrics.set_app(s.app)  # the app label of this process's metrics and log records
         logs.set_app(s.app)
         rt = cls(open_journal(s), max_active=s.max_active, **kw)
@@ -109,11 +110,14 @@ class LocalRuntime(Runtime):
                 self._background.append(asyncio.create_task(self.timer_loop(action)))
 
     def _view_location(self) -> Any:
-        from ..views import ViewLocation
-
         arg = self._views_arg
         if arg is False:
             return None
+        declared = bool(self.app and self.app.projections)
+        if not views_wanted(None if arg is None else True, declared):
+            return None  # no projections and no views extra: the core runs without views
+        from ..views import ViewLocation  # the views extra: imported only when views run
+
         if isinstance(arg, ViewLocation):
             return arg
         if isinstance(arg, str):
@@ -121,7 +125,7 @@ class LocalRuntime(Runtime):
         if arg not in (None, True):
             raise ConfigurationError("views= takes True, False, a store URL or a ViewLocation")
         found = ViewLocation.of_store(getattr(self._journal, "store", None))
-        if found is None and (arg is True or (self.app and self.app.projections)):
+        if found is None and (arg is True or declared):
             found = ViewLocation.temporary()
         return found
 

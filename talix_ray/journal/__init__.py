@@ -3,7 +3,8 @@
 from .base import Commit, Journal, Segment, Snapshot, stable_partition
 from .log import ObjectStoreJournal
 from .memory import MemoryJournal
+from .opening import open_journal, writer_policy
 from .writer import WriterPolicy
 
 __all__ = ["Commit", "Journal", "MemoryJournal", "ObjectStoreJournal", "Segment", "Snapshot",
-           "WriterPolicy", "stable_partition"]
+           "WriterPolicy", "open_journal", "stable_partition", "writer_policy"]

@@ -54,6 +54,16 @@ class Resources:
     num_gpus: float | None = None
     memory: int | None = None
 
+    @classmethod
+    def checked(cls, num_cpus: float | None, num_gpus: float | None,
+                memory: int | None) -> Resources:
+        """Resources from declared values, each ``None`` or a number >= 0."""
+        for what, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus),
+                            ("memory", memory)):
+            if value is not None and (not isinstance(value, int | float) or value < 0):
+                raise ConfigurationError(f"{what} must be a number >= 0, got {value!r}")
+        return cls(num_cpus, num_gpus, memory)
+
     @property
     def light(self) -> bool:
         """Whether no resource is declared (an executor runs it, not a Ray task)."""
@@ -176,47 +186,54 @@ def action(
     repeat as they are.
     """
     required = check_scopes(scopes, public)
-    for what, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("memory", memory)):
-        if value is not None and (not isinstance(value, int | float) or value < 0):
-            raise ConfigurationError(f"{what} must be a number >= 0, got {value!r}")
+    resources = Resources.checked(num_cpus, num_gpus, memory)
     if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
         raise ConfigurationError(f"concurrency must be an integer >= 1, got {concurrency!r}")
+    _check_triggers(triggers)
+
+    def wrap(fn: Callable[..., Any]) -> Action:
+        aname = check_name("action", name or fn.__name__)
+        if not inspect.iscoroutinefunction(fn):
+            raise ConfigurationError(f"action {aname} must be an async function")
+        model, output = _action_input(fn, aname, triggers)
+        return Action(
+            name=aname, fn=fn, triggers=tuple(triggers), input_model=model, output_model=output,
+            resources=resources, retry=retry or Retry(), public=public,
+            description=(fn.__doc__ or "").strip() or None, scopes=required, durable=durable,
+            concurrency=concurrency,
+        )
+
+    return wrap
+
+
+def _check_triggers(triggers: Sequence[object]) -> None:
     for t in triggers:
         if not isinstance(t, HttpTrigger | EventTrigger | QueueTrigger | TimerTrigger):
             raise ConfigurationError(f"not a trigger: {t!r}")
     if not triggers:
         raise ConfigurationError("an action needs at least one trigger")
 
-    def wrap(fn: Callable[..., Any]) -> Action:
-        aname = check_name("action", name or fn.__name__)
-        if not inspect.iscoroutinefunction(fn):
-            raise ConfigurationError(f"action {aname} must be an async function")
-        annotation, output = _input_annotation(fn, f"action {aname}")
-        model: type[BaseModel] | None = None
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        origin = typing.get_origin(annotation) or annotation
-        kinds = {type(t) for t in triggers}
-        if (HttpTrigger in kinds or QueueTrigger in kinds) and model is None:
-            raise ConfigurationError(
-                f"action {aname}: HTTP and queue triggers need the input annotated with a "
-                "pydantic model"
-            )
-        if EventTrigger in kinds and origin is not Event:
-            raise ConfigurationError(
-                f"action {aname}: an on_event action takes `event: Event[Payload]` as input"
-            )
-        if EventTrigger in kinds and len(kinds) > 1:
-            raise ConfigurationError(f"action {aname}: on_event cannot share an action with "
-                                     "other trigger kinds (their inputs differ)")
-        return Action(
-            name=aname, fn=fn, triggers=tuple(triggers), input_model=model, output_model=output,
-            resources=Resources(num_cpus, num_gpus, memory), retry=retry or Retry(),
-            public=public, description=(fn.__doc__ or "").strip() or None, scopes=required,
-            durable=durable, concurrency=concurrency,
-        )
 
-    return wrap
+def _action_input(fn: Callable[..., Any], aname: str,
+                  triggers: Sequence[Trigger]) -> tuple[type[BaseModel] | None, Any]:
+    """The action's input model (``None`` unless a pydantic model) and return annotation,
+    checked against what its triggers deliver."""
+    annotation, output = _input_annotation(fn, f"action {aname}")
+    model: type[BaseModel] | None = None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        model = annotation
+    origin = typing.get_origin(annotation) or annotation
+    kinds = {type(t) for t in triggers}
+    if (HttpTrigger in kinds or QueueTrigger in kinds) and model is None:
+        raise ConfigurationError(f"action {aname}: HTTP and queue triggers need the input "
+                                 "annotated with a pydantic model")
+    if EventTrigger in kinds and origin is not Event:
+        raise ConfigurationError(f"action {aname}: an on_event action takes `event: "
+                                 "Event[Payload]` as input")
+    if EventTrigger in kinds and len(kinds) > 1:
+        raise ConfigurationError(f"action {aname}: on_event cannot share an action with "
+                                 "other trigger kinds (their inputs differ)")
+    return model, output
 
 
 @dataclass(eq=False)

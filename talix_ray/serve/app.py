@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ..engine.calls import CallOutcome
-from ..engine.runtime import Runtime
+from ..engine.runtime import Runtime, dump_result
 from ..model.action import Action
 from ..model.errors import TalixError
 from ..observability import logs
@@ -230,8 +230,6 @@ def _respond(spec: RouteSpec, value: Any, headers: dict[str, str] | None = None)
         body = spec.adapter.dump_json(value)
     else:
         import orjson
-
-        from ..engine.runtime import dump_result
 
         body = orjson.dumps(dump_result(spec.target, value)) \
             if isinstance(spec.target, Action) else orjson.dumps(value, default=str)

@@ -20,7 +20,11 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..model.errors import ConfigurationError
+from ..settings import Settings
+from .settings import HttpSettings
 
 #: settings whose values are secrets: never written into a Serve config
 SECRET_VARIABLES = frozenset({"TALIX_S3_ACCESS_KEY", "TALIX_S3_SECRET_KEY", "TALIX_JWT_SECRET"})
@@ -55,11 +59,6 @@ def check_settings(env: Mapping[str, str]) -> None:
     """Validate the settings ``env`` describes as a replica would read them (an API-key file
     that only exists on the cluster's nodes is not read here); a
     :class:`~talix_ray.model.errors.ConfigurationError` names the first problem."""
-    from pydantic import ValidationError
-
-    from ..settings import Settings
-    from .settings import HttpSettings
-
     local = dict(env)
     keys_file = local.get("TALIX_API_KEYS_FILE")
     if keys_file and not os.path.exists(keys_file):
@@ -84,12 +83,9 @@ def serve_config(env: Mapping[str, str], *, factory: str = DEFAULT_FACTORY,
     """The Serve config (``serve deploy`` format) of the application ``factory`` makes, its
     replicas configured by ``env`` (``TALIX_*`` variables, secrets excluded). Validated
     against Ray Serve's own schema; :class:`ConfigurationError` for bad settings."""
-    from pydantic import ValidationError
-    from ray.serve.schema import ServeDeploySchema
+    from ray.serve.schema import ServeDeploySchema  # the ray extra
 
     from .deployment import load_factory
-    from .settings import HttpSettings
-
     leaked = sorted(SECRET_VARIABLES & set(env))
     if leaked:
         raise ConfigurationError(f"secrets do not go into a Serve config: {', '.join(leaked)}")

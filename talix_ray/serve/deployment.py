@@ -9,15 +9,15 @@ them running when it stops (``keep_actors``).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ray import serve
 from ray.serve import Application
 
 from ..engine.runtime import Runtime
 from ..model.errors import ConfigurationError
+from ..shared.refs import import_ref
 from .app import create_app
 from .settings import HttpSettings
 
@@ -28,16 +28,10 @@ def load_factory(factory: str | RuntimeFactory) -> RuntimeFactory:
     """``"module:attribute"`` → the function it names (or the callable itself)."""
     if callable(factory):
         return factory
-    module, _, attr = factory.partition(":")
-    if not module or not attr:
-        raise ConfigurationError(f"runtime factory {factory!r}: use 'module:function'")
-    try:
-        found: RuntimeFactory = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"runtime factory {factory!r} not found: {exc}") from None
+    found = import_ref(factory, option="runtime factory")
     if not callable(found):
         raise ConfigurationError(f"runtime factory {factory!r} is not callable")
-    return found
+    return cast(RuntimeFactory, found)
 
 
 def replica_app(factory: str | RuntimeFactory) -> Any:

@@ -5,12 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
 
 from ..model.errors import NotFound, ValidationError
-
-if TYPE_CHECKING:
-    from ..objectstore import ObjectStore
+from ..objectstore import ObjectExists, ObjectNotFound, ObjectStore
 
 
 class FileStorage(ABC):
@@ -62,16 +59,12 @@ class ObjectStoreFileStorage(FileStorage):
         self.store = store
 
     async def put(self, content: bytes, content_type: str) -> str:
-        from ..objectstore import ObjectExists
-
         key = self.key_for(content, content_type)
         with contextlib.suppress(ObjectExists):  # same content, same key: already stored
             await self.store.create(key, bytes(content))
         return key
 
     async def get(self, key: str) -> bytes:
-        from ..objectstore import ObjectNotFound
-
         if not isinstance(key, str) or not key.startswith("files/"):
             raise NotFound(f"no file stored under {key!r}")
         try:

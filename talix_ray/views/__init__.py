@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..journal import open_journal
 from ..model.errors import NotFound
+from ..objectstore import open_store
+from ..settings import Settings
 from . import delta
 from .catalog import ViewCatalog
 from .fold import EVENTS_VIEW, EventsFold, Fold, ProjectionError, ProjectionFold
@@ -25,7 +28,6 @@ if TYPE_CHECKING:
     import duckdb
 
     from ..journal.base import Journal
-    from ..settings import Settings
 
 
 def _location(settings: Settings | None = None,
@@ -39,8 +41,6 @@ def _location(settings: Settings | None = None,
 
 def _journal_factory(settings: Settings | None) -> JournalFactory:
     def make() -> Journal:
-        from ..settings import Settings, open_journal
-
         return open_journal(settings or Settings())
     return make
 
@@ -60,9 +60,6 @@ def open(name: str, settings: Settings | None = None, *,
 def names(settings: Settings | None = None, *,
           location: ViewLocation | str | None = None) -> list[str]:
     """The views that have a table in the store."""
-    from ..objectstore import open_store
-    from ..settings import Settings
-
     loc = _location(settings, location)
     if loc.is_local:
         import os

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..journal import open_journal
 from ..journal.base import Journal
 from ..model.errors import NotFound
-from ..settings import Settings, open_journal
+from ..settings import Settings
 from . import delta
 from .fold import EVENTS_VIEW, EventsFold, Fold, ProjectionFold
 from .location import ViewLocation

@@ -12,6 +12,8 @@ from pydantic import SecretStr
 
 from ..model.errors import ConfigurationError
 from ..model.names import check_name
+from ..objectstore import open_store
+from ..settings import Settings
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -57,8 +59,6 @@ class ViewLocation:
                 raise ConfigurationError(f"invalid views location {url!r}")
             return cls(os.path.join(os.path.abspath(path), "views"))
         if parts.scheme == "s3":
-            from ..objectstore import open_store
-
             loc = cls.of_store(open_store(url, **s3_options))
             assert loc is not None
             return loc
@@ -68,8 +68,6 @@ class ViewLocation:
     @classmethod
     def of_settings(cls, settings: Settings | None = None) -> ViewLocation:
         """``views/`` of the store the settings (``TALIX_*``) name."""
-        from ..settings import Settings
-
         s = settings or Settings()
         if s.store == "memory://":
             raise ConfigurationError("the store is memory:// (private to its process): views "

@@ -50,28 +50,44 @@ def _json(value: Any) -> Any:
     return json.dumps(value, default=str, sort_keys=True, separators=(",", ":"))
 
 
+_SCALARS: dict[Any, pa.DataType] = {
+    bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string(),
+    uuid.UUID: pa.string(), bytes: pa.binary(), dt.datetime: pa.timestamp("us", tz="UTC"),
+    dt.date: pa.date32(),
+}
+_AS_JSON = (Any, dict, object)  # stored as JSON text
+
+
 def arrow_type(tp: Any, info: FieldInfo | None = None, where: str = "") -> pa.DataType:
     """The Arrow type a Python annotation is stored as (see :func:`arrow_schema`)."""
     tp, _ = _strip_optional(tp)
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
         return arrow_type(typing.get_args(tp)[0], info, where)
-    if tp is bool:
-        return pa.bool_()
-    if tp is int:
-        return pa.int64()
-    if tp is float:
-        return pa.float64()
-    if tp is str or tp is uuid.UUID:
-        return pa.string()
-    if tp is bytes:
-        return pa.binary()
     if tp is Decimal:
         return _decimal_type(info)
-    if tp is dt.datetime:
-        return pa.timestamp("us", tz="UTC")
-    if tp is dt.date:
-        return pa.date32()
+    if tp in _SCALARS:
+        return _SCALARS[tp]
+    found = _enumerated_type(tp, origin)
+    if found is not None:
+        return found
+    if origin in (list, tuple, set, frozenset, Sequence) or tp in (list, tuple, set):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        if len(set(args)) != 1:
+            raise ConfigurationError(f"{where}: a list needs one item type (got {tp!r})")
+        return pa.list_(arrow_type(args[0], None, where))
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return pa.struct([pa.field(n, arrow_type(f.annotation, f, f"{where}.{n}"),
+                                   nullable=True) for n, f in tp.model_fields.items()])
+    if tp in _AS_JSON or origin is dict:
+        return pa.string()
+    raise ConfigurationError(f"{where}: no Delta Lake type for {tp!r}; use str, int, float, "
+                             "bool, Decimal, date, datetime, an enum or Literal, list[...], a "
+                             "nested model, or dict (stored as JSON)")
+
+
+def _enumerated_type(tp: Any, origin: Any) -> pa.DataType | None:
+    """The type of a ``Literal`` of strings or integers, or of an enum (``None``: neither)."""
     if origin is Literal:
         values = typing.get_args(tp)
         if all(isinstance(v, str) for v in values):
@@ -81,19 +97,7 @@ def arrow_type(tp: Any, info: FieldInfo | None = None, where: str = "") -> pa.Da
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         kinds = {type(m.value) for m in tp}
         return pa.int64() if kinds == {int} else pa.string()
-    if origin in (list, tuple, set, frozenset, Sequence) or tp in (list, tuple, set):
-        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        if len(set(args)) != 1:
-            raise ConfigurationError(f"{where}: a list needs one item type (got {tp!r})")
-        return pa.list_(arrow_type(args[0], None, where))
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return pa.struct([pa.field(n, arrow_type(f.annotation, f, f"{where}.{n}"),
-                                   nullable=True) for n, f in tp.model_fields.items()])
-    if tp is Any or tp is dict or origin is dict or tp is object:
-        return pa.string()  # stored as JSON text
-    raise ConfigurationError(f"{where}: no Delta Lake type for {tp!r}; use str, int, float, "
-                             "bool, Decimal, date, datetime, an enum or Literal, list[...], a "
-                             "nested model, or dict (stored as JSON)")
+    return None
 
 
 def _converter(tp: Any) -> Converter | None:

@@ -1,10 +1,10 @@
-"""The actors of a RayRuntime: shards (journal writers hosting aggregates), dedicated
-aggregate actors, and the dispatcher. Each places plain engine objects into a Ray actor."""
+"""The actors hosting a RayRuntime's aggregates: shards (journal writers hosting the
+aggregates of their partitions) and dedicated aggregate actors. Each places plain engine
+objects into a Ray actor."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -13,18 +13,19 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import ray
 
-from ...engine.dispatcher import Dispatcher
+from ...engine.context import CommandCtx
 from ...engine.entities import EntityHost
 from ...engine.runtime import Aggregate
 from ...journal.base import Commit, Journal, Snapshot
 from ...model.events import StoredEvent
 from ...model.store import CommandResult
 from ...shared import Clock
+from .client import RayClient, client_for
+from .errors import portable
 from .handles import ActorHandle
-from .spec import AppSpec
+from .spec import AppSpec, actor_class
 
 if TYPE_CHECKING:
-    from ...model.action import Action
     from .router import Router
 
 log = logging.getLogger("talix.ray")
@@ -38,10 +39,8 @@ class _Hosting:
     host: EntityHost
 
     def _setup(self, spec: AppSpec) -> None:
-        from .runtime import RayRuntime
-
         self.spec = spec
-        self.client = RayRuntime.client(spec)
+        self.client = app_client(spec)
         self.app = self.client._require_started()
         self.registry = self.client.registry
         self._ready = asyncio.Lock()
@@ -49,8 +48,6 @@ class _Hosting:
         self.timings: deque[float] = deque(maxlen=1000)  # command durations inside the actor
 
     def _make_host(self, journal: Journal, max_active: int) -> EntityHost:
-        from ...engine.context import CommandCtx
-
         def context(entity: Any, command: Any, command_id: str | None) -> CommandCtx:
             return CommandCtx(self.client, self.registry, entity.aggregate_id, command_id,
                               lambda: entity.state, entity.store)
@@ -75,8 +72,6 @@ class _Hosting:
     async def batch(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
         """Several ``execute``/``get`` calls in one actor call (the router batches them);
         each outcome is ``(True, result)`` or ``(False, the exception)``."""
-        from .executors import portable
-
         for method, _ in calls:
             if method not in _BATCHED:
                 raise ValueError(f"{method} cannot be batched")
@@ -282,7 +277,7 @@ class EntityActor(_Hosting):
         self._setup(spec)
         self.store = store
         self.aggregate_id = aggregate_id
-        self.host = self._make_host(RemoteJournal(spec, self.client.router), 1)
+        self.host = self._make_host(RemoteJournal(spec, self.client._routing()[1]), 1)
         self._last_used = time.monotonic()
         self._watchdog: asyncio.Task[None] | None = None
 
@@ -306,95 +301,10 @@ class EntityActor(_Hosting):
         return os.getpid()
 
 
-@ray.remote(num_cpus=0)
-class DispatcherActor:
-    """``talix:{app}:dispatcher``: consumes the log and runs triggered actions as Ray tasks
-    (with each action's resources); also fires the ``every`` timers."""
-
-    def __init__(self, spec: AppSpec, timers: bool) -> None:
-        from .runtime import RayRuntime
-
-        self.spec = spec
-        self.client = RayRuntime.client(spec)
-        self.journal = spec.journal([])
-        self._timers = timers
-        self.dispatcher: Dispatcher | None = None
-        self.executors: Any = None
-        self._spec_ref: Any = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._starting = asyncio.Lock()
-        with contextlib.suppress(RuntimeError):  # after a restart nobody calls start()
-            self._tasks.append(asyncio.get_running_loop().create_task(self._autostart()))
-
-    async def _autostart(self) -> None:
-        await asyncio.sleep(0.5)
-        with contextlib.suppress(Exception):
-            await self.start()
-
-    async def start(self) -> bool:
-        """Load checkpoints and start consuming (idempotent, also after a restart)."""
-        async with self._starting:
-            if self.dispatcher is None:
-                await self._start()
-        return True
-
-    async def _start(self) -> None:
-        from .executors import ExecutorPool
-
-        await self.journal.open()
-        self._spec_ref = ray.put(self.spec)
-        app = self.client._require_started()
-        self.executors = ExecutorPool(self.spec, self.spec.long_lived_options())
-        self.dispatcher = Dispatcher(self.journal, app.route, self._execute,
-                                     max_concurrency=self.spec.max_concurrency,
-                                     poll_interval=self.spec.poll_interval)
-        await self.dispatcher.start()
-        if self._timers:
-            for action in app.timer_actions.values():
-                self._tasks.append(asyncio.ensure_future(self.client.timer_loop(action)))
-
-    async def _execute(self, action: Action, record: StoredEvent, attempt: int,
-                       fresh: bool = False) -> None:
-        """Light actions on the executors, the others as Ray tasks with their resources."""
-        from .router import unwrap
-        from .tasks import run_action
-
-        res = action.resources
-        if res.light:
-            await self.executors.run(action.name, record, attempt, fresh)
-            return
-        try:
-            await run_action.options(**res.task_options(), max_retries=0).remote(
-                self._spec_ref, action.name, record, attempt, fresh)
-        except Exception as exc:
-            raise unwrap(exc) from None
-
-    async def hint(self, partition: int, seq: int) -> None:
-        """A shard says a segment landed."""
-        await self.start()
-        self.journal.hint(partition, seq)
-
-    async def settle(self, timeout: float) -> None:
-        """Wait until every segment written so far has been processed."""
-        await self.start()
-        assert self.dispatcher is not None
-        await self.dispatcher.settle(timeout)
-
-    async def stats(self) -> dict[str, Any]:
-        """Progress counters."""
-        await self.start()
-        assert self.dispatcher is not None
-        return {"processed": self.dispatcher.processed,
-                "deadlettered": self.dispatcher.deadlettered,
-                "lag": await self.dispatcher.lag()}
-
-    async def stop(self) -> None:
-        """Stop consuming and save checkpoints."""
-        for t in self._tasks:
-            t.cancel()
-        if self.dispatcher is not None:
-            await self.dispatcher.stop()
-            self.executors.stop()
+def app_client(spec: AppSpec) -> RayClient:
+    """This process's :class:`RayClient` of the application (its dedicated aggregates are
+    :class:`EntityActor` s)."""
+    return client_for(spec, entity_actor=actor_class(EntityActor))
 
 
-__all__ = ["DispatcherActor", "EntityActor", "RemoteJournal", "ShardActor"]
+__all__ = ["EntityActor", "RemoteJournal", "ShardActor", "app_client"]

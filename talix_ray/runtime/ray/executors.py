@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
-import traceback
 import zlib
 from typing import Any
 
 import ray
 
 from ...model.events import StoredEvent
+from .actors import app_client
+from .errors import portable, unwrap
 from .handles import ActorHandle
 from .spec import AppSpec, actor_class
 
@@ -27,30 +27,12 @@ log = logging.getLogger("talix.ray")
 Job = tuple[str, StoredEvent, int, bool]  # action, record, attempt, fresh
 
 
-class ActionFailed(Exception):
-    """An action's exception that cannot travel between processes as itself: its type,
-    message and traceback as text."""
-
-
-def portable(exc: BaseException) -> BaseException:
-    """``exc`` if it pickles (talix errors do, so the dispatcher still tells a permanent
-    failure from a passing one), else an :class:`ActionFailed` describing it."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:
-        text = "".join(traceback.format_exception(exc))[-4000:]
-        return ActionFailed(f"{type(exc).__name__}: {exc}\n{text}")
-
-
 @ray.remote(num_cpus=0)
 class ExecutorActor:
     """``talix:{app}:executor:{i}``: runs light actions against the application's actors."""
 
     def __init__(self, spec: AppSpec) -> None:
-        from .runtime import RayRuntime
-
-        self.client = RayRuntime.client(spec)
+        self.client = app_client(spec)
         self.ran = 0
 
     async def run_batch(self, jobs: list[Job]) -> list[BaseException | None]:
@@ -123,8 +105,6 @@ class ExecutorPool:
         try:
             outcomes = await self.handle(i).run_batch.remote([job for job, _ in batch])
         except Exception as exc:  # the executor died or restarts: these jobs failed
-            from .router import unwrap
-
             self._handles.pop(i, None)
             outcomes = [unwrap(exc)] * len(batch)
         finally:
@@ -139,4 +119,4 @@ class ExecutorPool:
             task.cancel()
 
 
-__all__ = ["ActionFailed", "ExecutorActor", "ExecutorPool", "portable"]
+__all__ = ["ExecutorActor", "ExecutorPool"]

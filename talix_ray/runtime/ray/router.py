@@ -13,19 +13,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import ray
-import ray.exceptions
 
-from ...model.errors import Fenced, Unavailable
+from ...model.errors import ConfigurationError, Unavailable
+from .errors import RETRYABLE, unwrap
 from .handles import ActorHandle
-from .spec import AppSpec, actor_class
+from .spec import AppSpec
 
 log = logging.getLogger("talix.ray")
 T = TypeVar("T")
-
-RETRYABLE: tuple[type[BaseException], ...] = (
-    ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
-    ray.exceptions.ActorHandleNotFoundError, Fenced, Unavailable)
-
 
 class _Queue:
     """The calls waiting for a shard's next batch."""
@@ -38,21 +33,16 @@ class _Queue:
         self.slots = asyncio.Semaphore(max_in_flight)
 
 
-def unwrap(exc: BaseException) -> BaseException:
-    """The user's exception inside a Ray task error (talix errors keep their type)."""
-    if isinstance(exc, ray.exceptions.RayTaskError):
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, BaseException):
-            return cause
-    return exc
-
-
 class Router:
-    """Actor handles by name, cached; calls with retries across restarts."""
+    """Actor handles by name, cached; calls with retries across restarts.
+
+    ``entity_actor`` is the actor class of dedicated aggregates (the router creates them on
+    demand); a router without one serves only sharded stores."""
 
     def __init__(self, spec: AppSpec, deadline: float = 60.0, *, max_batch: int = 512,
-                 max_in_flight: int = 4) -> None:
+                 max_in_flight: int = 4, entity_actor: Any = None) -> None:
         self.spec = spec
+        self._entity_actor = entity_actor
         self.deadline = deadline
         self._handles: dict[str, ActorHandle] = {}
         self._queues: dict[int, _Queue] = {}
@@ -77,12 +67,13 @@ class Router:
 
     def entity(self, store: str, aggregate_id: str) -> ActorHandle:
         """The dedicated actor of one aggregate, created on demand."""
-        from .actors import EntityActor
-
         name = self.spec.entity_name(store, aggregate_id)
         h = self._handles.get(name)
         if h is None:
-            h = actor_class(EntityActor).options(
+            if self._entity_actor is None:
+                raise ConfigurationError(f"this router does not create dedicated aggregate "
+                                         f"actors ({store!r} is a dedicated store)")
+            h = self._entity_actor.options(
                 name=name, namespace=self.spec.namespace, get_if_exists=True,
                 lifetime="detached", num_cpus=0, max_restarts=0,
                 **self.spec.actor_options).remote(self.spec, store, aggregate_id)

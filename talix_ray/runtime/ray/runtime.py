@@ -5,30 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import ray
 from ray import cloudpickle
 
-from ...engine.runtime import Aggregate, Runtime
-from ...journal import ObjectStoreJournal, WriterPolicy
+from ...extras import views_wanted
+from ...journal import ObjectStoreJournal, WriterPolicy, writer_policy
 from ...model.errors import ConfigurationError, Unavailable
-from ...model.store import Command, CommandResult, EventStore
+from ...objectstore import ObjectStore, open_store
 from ...settings import Settings
 from ...shared import ObjectStoreFileStorage
-from ..ray.spec import AppSpec, actor_class
+from .actors import EntityActor, ShardActor
+from .client import RoutedRuntime, forget_client, observe_as
+from .dispatcher import DispatcherActor
 from .local import init_local_ray, joins_a_cluster
+from .router import Router
+from .spec import AppSpec, actor_class
 
 if TYPE_CHECKING:
-    from ...objectstore import ObjectStore
     from .handles import ActorHandle
 
 log = logging.getLogger("talix.ray")
-_clients: dict[tuple[str, str, str], RayRuntime] = {}
 
 
-class RayRuntime(Runtime):
+class RayRuntime(RoutedRuntime):
     """Runs services on a Ray cluster.
 
     * sharded stores (default): a named async actor per shard, ``talix:{app}:shard:{i}``,
@@ -42,7 +43,9 @@ class RayRuntime(Runtime):
     must reach it). ``shards`` defaults to the number of partitions, at most 4.
 
     Views: a named actor per view, ``talix:{app}:view:{name}`` (the built-in ``events`` view
-    and each projection), writes ``views/{name}/`` of the store; ``views=False`` runs none.
+    and each projection), writes ``views/{name}/`` of the store; ``views=False`` runs none, the
+    default runs them when the ``views`` extra is installed (it is required when the services
+    declare projections).
 
     Starting creates the application's actors or joins them if they run (same ``app``,
     ``namespace`` and store). Stopping flushes and kills them — unless ``keep_actors=True``,
@@ -61,7 +64,7 @@ class RayRuntime(Runtime):
                  idle_timeout: float = 60.0, actor_options: dict[str, Any] | None = None,
                  dispatch: bool = True, timers: bool = True, poll_interval: float = 1.0,
                  keep_actors: bool = False, ray_init: dict[str, Any] | None = None,
-                 views: bool = True, view_options: dict[str, Any] | None = None,
+                 views: bool | None = None, view_options: dict[str, Any] | None = None,
                  executors: int = 2) -> None:
         super().__init__()
         s = settings or Settings()
@@ -89,12 +92,12 @@ class RayRuntime(Runtime):
             raise ConfigurationError("executors must be an integer between 1 and 64")
         self.executors = executors
         self.view_options = dict(view_options or {})
-        self.policy: WriterPolicy = s.writer_policy()
+        self.policy: WriterPolicy = writer_policy(s)
         self.remember_commands = s.remember_commands
         self.spec: AppSpec | None = None
         self._journal: ObjectStoreJournal | None = None
-        self._owner = True
-        self.router: Any = None
+        self.router: Router | None = None
+        self._store: ObjectStore | None = None
         self.shard_info: list[dict[str, Any]] = []
         self._owns_ray = False
         self._ray_dir = s.data_dir / "ray"
@@ -109,63 +112,53 @@ class RayRuntime(Runtime):
                                    "view_options": s.view_options(), **kw}
         return cls(s.store, settings=s, **options)
 
-    # -- client mode: a runtime inside actors, tasks and Serve replicas ------------------------
-    @classmethod
-    def client(cls, spec: AppSpec) -> RayRuntime:
-        """A started runtime that uses the application's actors without owning them."""
-        key = (spec.app, spec.namespace, spec.store_url)
-        rt = _clients.get(key)
-        if rt is None:
-            from .router import Router
-
-            observe_as(spec.app)
-
-            rt = cls.__new__(cls)
-            Runtime.__init__(rt)
-            rt.__dict__.update(store_url=spec.store_url, store_options=spec.store_options,
-                               app_name=spec.app, namespace=spec.namespace, spec=spec,
-                               _owner=False, router=Router(spec), shard_info=[],
-                               _journal=spec.journal([]), timers=False, dispatch=False)
-            rt.app, rt.registry, middleware = spec.build()
-            rt.middleware = list(middleware)
-            rt._started = True
-            _clients[key] = rt
-        return rt
-
-    @property
-    def journal(self) -> ObjectStoreJournal:
-        if self._journal is None:
-            raise ConfigurationError("the runtime is not started")
-        return self._journal
-
     def _object_store(self) -> ObjectStore:
-        return self._open_store()
+        """The application's object store (one connection: files, the log, the views)."""
+        if self._store is None:
+            self._store = open_store(self.store_url, **self.store_options)
+        return self._store
 
     # -- life cycle ---------------------------------------------------------------------------
     async def _start(self) -> None:
-        from ...views.host import app_folds
-        from .actors import DispatcherActor, ShardActor
-        from .router import Router
-
         assert self.app is not None
         observe_as(self.app_name)  # this driver's (or Serve replica's) metrics and logs
-        if not ray.is_initialized():
-            if joins_a_cluster(self.ray_init):  # a cluster's own settings apply
-                ray.init(namespace=self.namespace,
-                         **{"include_dashboard": False, **self.ray_init})
-            else:  # a local instance: loopback only, token authentication on
-                init_local_ray(self._ray_dir, namespace=self.namespace, **self.ray_init)
-            self._owns_ray = True
-        journal = ObjectStoreJournal(self._open_store(), partitions=self._partitions, owned=[],
+        self._init_ray()
+        journal = ObjectStoreJournal(self._object_store(), partitions=self._partitions, owned=[],
                                      policy=self.policy, poll_interval=self.poll_interval)
         await journal.open()
         self._journal = journal
-        shards = min(self._shards or min(journal.partitions, 4), journal.partitions)
+        spec = self.spec = self._app_spec(journal.partitions)
+        self.router = Router(spec, entity_actor=actor_class(EntityActor))
+        opts = spec.long_lived_options()
+        handles = [actor_class(ShardActor).options(name=spec.shard_name(i), **opts)
+                   .remote(spec, i) for i in range(spec.shards)]
+        self.shard_info = list(await asyncio.gather(*(h.ready.remote() for h in handles)))
+        if self.dispatch and (self.app.has_log_consumers or self.app.timer_actions):
+            dispatcher = actor_class(DispatcherActor).options(
+                name=spec.dispatcher_name, **opts).remote(spec, self.timers)
+            await dispatcher.start.remote()
+        if spec.views:
+            await self._start_views(opts)
+
+    def _init_ray(self) -> None:
+        """Join the Ray that runs, the cluster ``ray_init``/``RAY_ADDRESS`` names, or start a
+        local instance (loopback only, token authentication on)."""
+        if ray.is_initialized():
+            return
+        if joins_a_cluster(self.ray_init):  # a cluster's own settings apply
+            ray.init(namespace=self.namespace, **{"include_dashboard": False, **self.ray_init})
+        else:
+            init_local_ray(self._ray_dir, namespace=self.namespace, **self.ray_init)
+        self._owns_ray = True
+
+    def _app_spec(self, partitions: int) -> AppSpec:
+        """What every actor, task and replica of the application is built from."""
         user_regs = [(k, v) for k, v in self.registry.items().items()
                      if not isinstance(v, ObjectStoreFileStorage)]
-        self.spec = AppSpec(
+        return AppSpec(
             app=self.app_name, namespace=self.namespace, store_url=self.store_url,
-            store_options=self.store_options, partitions=journal.partitions, shards=shards,
+            store_options=self.store_options, partitions=partitions,
+            shards=min(self._shards or min(partitions, 4), partitions),
             services=AppSpec.pack_services(self._services),
             registrations=cloudpickle.dumps(user_regs),
             middleware=cloudpickle.dumps(self.middleware),
@@ -173,21 +166,19 @@ class RayRuntime(Runtime):
             policy=self.policy, idle_timeout=self.idle_timeout,
             actor_options=self.actor_options, poll_interval=self.poll_interval,
             remember_commands=self.remember_commands, executors=self.executors,
-            views=[f.name for f in app_folds(self.app)] if self.views_enabled else [])
-        self.router = Router(self.spec)
-        opts = self.spec.long_lived_options()
-        handles = [actor_class(ShardActor).options(name=self.spec.shard_name(i), **opts)
-                   .remote(self.spec, i) for i in range(shards)]
-        self.shard_info = list(await asyncio.gather(*(h.ready.remote() for h in handles)))
-        if self.dispatch and (self.app.has_log_consumers or self.app.timer_actions):
-            dispatcher = actor_class(DispatcherActor).options(
-                name=self.spec.dispatcher_name, **opts).remote(self.spec, self.timers)
-            await dispatcher.start.remote()
-        if self.views_enabled:
-            await self._start_views(opts)
+            views=self._view_names())
+
+    def _view_names(self) -> list[str]:
+        """The views to run: none, or the built-in ``events`` view and each projection."""
+        assert self.app is not None
+        if not views_wanted(self.views_enabled, bool(self.app.projections)):
+            return []
+        from ...views.host import app_folds  # the views extra: imported only when used
+
+        return [f.name for f in app_folds(self.app)]
 
     async def _start_views(self, opts: dict[str, Any]) -> None:
-        from ...views.catalog import ViewCatalog
+        from ...views.catalog import ViewCatalog  # the views extra: imported only when used
         from ...views.location import ViewLocation
         from .views import ViewActor
 
@@ -212,13 +203,8 @@ class RayRuntime(Runtime):
                 out.append({"view": name, "status": "unavailable", "error": str(exc)})
         return out
 
-    def _open_store(self) -> ObjectStore:
-        from ...objectstore import open_store
-
-        return open_store(self.store_url, **self.store_options)
-
     async def _stop(self) -> None:
-        if not self._owner or self.spec is None:
+        if self.spec is None:
             return
         spec = self.spec
         if not self.keep_actors:  # a runtime that joined running actors leaves them running
@@ -228,93 +214,26 @@ class RayRuntime(Runtime):
             for i in range(spec.shards):
                 await stop_actor(spec.shard_name(i), self.namespace, "close", 60)
             kill_actors(spec)
-        _clients.pop((spec.app, spec.namespace, spec.store_url), None)
+        forget_client(spec)
         if self._journal is not None:
             await self._journal.close()
         if self._owns_ray:  # this runtime started the local Ray instance: stop it too
             ray.shutdown()
             self._owns_ray = False
 
-    # -- commands and reads ---------------------------------------------------------------------
-    async def _execute(self, command: Command[Any, Any], aggregate_id: str, input: Any,
-                       command_id: str | None,
-                       meta: dict[str, str] | None = None) -> CommandResult:
-        # every routed command carries an id, so a retry after a crash applies it once
-        cid = command_id or f"auto:{uuid.uuid4().hex}"
-        store = command.store
-        result: CommandResult  # what the actors' execute returns (the router calls by name)
-        if store.placement == "dedicated":
-            result = await self.router.entity_call(store.name, aggregate_id, "execute",
-                                                   store.name, command.name, aggregate_id,
-                                                   input, cid, meta)
-        else:
-            p = self.journal.partition_of(store.name, aggregate_id)
-            result = await self.router.batched(p, "execute", store.name, command.name,
-                                               aggregate_id, input, cid, meta)
-        if command_id is None and result.command_id == cid:
-            result = result._replace(command_id=None)
-        return result
-
-    async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate[Any]:
-        found: Aggregate[Any]  # what the actors' get returns (the router calls by name)
-        if store.placement == "dedicated":
-            found = await self.router.entity_call(
-                store.name, aggregate_id, "get", store.name, aggregate_id)
-        else:
-            p = self.journal.partition_of(store.name, aggregate_id)
-            found = await self.router.batched(p, "get", store.name, aggregate_id)
-        return found
-
-    async def settle(self, timeout: float = 30.0) -> None:
-        """Wait until every action triggered by what was written so far has run.
-
-        A dispatcher that is gone is created again (it resumes from its checkpoints); one
-        that cannot finish in time raises :class:`TimeoutError` saying what is pending.
-        """
-        app = self._require_started()
-        assert self.spec is not None
-        if not (app.has_log_consumers or app.timer_actions):
-            return
-        await self.router.call("settle", self._dispatcher,
-                               lambda h: h.settle.remote(timeout))
-
     def _dispatcher(self) -> ActorHandle:
         """The dispatcher actor, created again if it is missing."""
-        from .actors import DispatcherActor
-
-        assert self.spec is not None
         try:
-            return ray.get_actor(self.spec.dispatcher_name, namespace=self.namespace)
-        except ValueError:
+            return super()._dispatcher()
+        except Unavailable:
             if not self.dispatch:
                 raise Unavailable("no dispatcher runs for this application and this runtime "
                                   "does not start one (dispatch=False)") from None
-            log.warning("the dispatcher of %s is gone: starting it again", self.app_name)
-            return actor_class(DispatcherActor).options(name=self.spec.dispatcher_name,
-                                           **self.spec.long_lived_options()
-                                           ).remote(self.spec, self.timers)
-
-    async def stats(self) -> dict[str, Any]:
-        """Per-shard counters (active aggregates, writer heads) and the dispatcher's."""
-        assert self.spec is not None
-        shards = [await self.router.shard_call(p, "stats")
-                  for p in range(self.spec.shards)]
-        return {"active": sum(s["active"] for s in shards), "shards": shards}
-
-    async def passivate_all(self) -> int:
-        """Drop every idle aggregate of every shard from memory."""
-        assert self.spec is not None
-        return sum([await self.router.shard_call(p, "passivate_all")
-                    for p in range(self.spec.shards)])
-
-
-def observe_as(app: str) -> None:
-    """Label this process's metrics and log records with ``app``; JSON logs if asked."""
-    from ...observability import logs, metrics
-
-    metrics.set_app(app)
-    logs.set_app(app)
-    logs.configure()
+        spec, _ = self._routing()
+        log.warning("the dispatcher of %s is gone: starting it again", self.app_name)
+        return actor_class(DispatcherActor).options(name=spec.dispatcher_name,
+                                                    **spec.long_lived_options()
+                                                    ).remote(spec, self.timers)
 
 
 async def stop_actor(name: str, namespace: str, method: str, timeout: float) -> bool:

@@ -143,13 +143,14 @@ class AppSpec:
             out.append(svc)
         return out
 
-    def build(self) -> tuple[App, Registry, list[Any]]:
-        """The App, the shared-service registry and the middleware, for this process."""
+    def build(self, store: ObjectStore | None = None) -> tuple[App, Registry, list[Any]]:
+        """The App, the shared-service registry and the middleware, for this process (files
+        go to ``store``, by default a new connection to the application's store)."""
         app = App.build(self.load_services())
         registry = Registry()
         for kind, impl in cloudpickle.loads(self.registrations):
             registry.register(kind, impl)
-        for kind, impl in default_services(self.open_store()):
+        for kind, impl in default_services(store if store is not None else self.open_store()):
             if not registry.has(kind):
                 registry.register(kind, impl)
         return app, registry, cloudpickle.loads(self.middleware)

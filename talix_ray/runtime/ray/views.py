@@ -13,6 +13,7 @@ from ...engine.app import App
 from ...views.host import app_folds
 from ...views.location import ViewLocation
 from ...views.runner import ViewRunner
+from .client import observe_as
 from .spec import AppSpec
 
 
@@ -22,8 +23,6 @@ class ViewActor:
     After a restart it resumes from the offsets in its table (nothing lost, nothing doubled)."""
 
     def __init__(self, spec: AppSpec, view: str, options: dict[str, Any]) -> None:
-        from .runtime import observe_as
-
         observe_as(spec.app)
         app = App.build(spec.load_services())
         fold = next(f for f in app_folds(app) if f.name == view)

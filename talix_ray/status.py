@@ -18,12 +18,13 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from ..journal import format as fmt
-from ..journal.index import Manifest
-from ..journal.log import ObjectStoreJournal
-from ..model.errors import CorruptObject, NotFound
-from ..objectstore import ObjectNotFound, ObjectStore
-from ..settings import Settings, open_journal
+from .extras import installed
+from .journal import ObjectStoreJournal, open_journal
+from .journal import format as fmt
+from .journal.index import Manifest
+from .model.errors import CorruptObject, NotFound
+from .objectstore import ObjectNotFound, ObjectStore
+from .settings import Settings
 
 
 class PartitionStatus(BaseModel):
@@ -110,10 +111,9 @@ async def _deadletters(store: ObjectStore) -> dict[str, int]:
 
 def _view_offsets(settings: Settings, partitions: int) -> dict[str, dict[int, int]]:
     """Each view's committed offsets (no view support installed: none)."""
-    try:
-        from ..views import View, ViewLocation, delta, names
-    except ImportError:
+    if not installed("views"):
         return {}
+    from .views import View, ViewLocation, delta, names  # the views extra
     location = ViewLocation.of_settings(settings)
     return {name: delta.offsets(View(name, location).table(), name, partitions)
             for name in names(settings)}
@@ -125,7 +125,7 @@ async def store_status(settings: Settings, *, views: bool = True) -> StoreStatus
         raise NotFound("the store is memory:// (private to its process): set TALIX_STORE or "
                        "--store to a file:// or s3:// store")
     journal = open_journal(settings, read_only=True)
-    assert isinstance(journal, ObjectStoreJournal)  # not memory:// (refused above)
+    assert isinstance(journal, ObjectStoreJournal)  # not memory://, so the log on a store
     store = journal.store
     try:
         if await _get(store, fmt.MANIFEST) is None:
