@@ -4,6 +4,8 @@ Write event types, reducers, commands, actions and projections; run them with th
 :class:`LocalRuntime` (one process) or the RayRuntime (a Ray cluster).
 """
 
+from typing import TYPE_CHECKING
+
 from .engine import Aggregate, Invocation, LocalRuntime, Page, Runtime
 from .engine.steps import NonDeterministicAction
 from .model import (
@@ -59,6 +61,9 @@ from .shared import (
     SequentialIds,
 )
 from .testkit import Testkit
+
+if TYPE_CHECKING:  # for the type checker; imported on use below (Ray is an optional extra)
+    from .runtime.ray import RayRuntime
 
 __version__ = "0.1.0"
 

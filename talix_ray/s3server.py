@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import boto3
 import botocore.exceptions
@@ -35,6 +36,9 @@ from .s3auth import (
     write_private,
 )
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .objectstore.s3 import S3Client
 
 
 def find_weed() -> str:
@@ -119,14 +123,15 @@ class EmbeddedS3:
         self._wait_ready()
         return self
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self) -> S3Client:
         """A boto3 S3 client for this server."""
         creds = self._creds()
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id=creds.access_key,
-                            aws_secret_access_key=creds.secret_key.get_secret_value(),
-                            config=Config(retries={"max_attempts": 1},
-                                          s3={"addressing_style": "path"}))
+        client: S3Client = boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
+            aws_access_key_id=creds.access_key,
+            aws_secret_access_key=creds.secret_key.get_secret_value(),
+            config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}))
+        return client
 
     def _creds(self) -> S3Credentials:
         if self.credentials is None:
@@ -171,6 +176,7 @@ class EmbeddedS3:
         """Settings for an application whose events live in ``store`` (``s3://bucket/…``)
         on this server, with its endpoint and keys."""
         creds = self._creds()
+        # **settings: any further Settings fields, which pydantic validates
         return Settings(store=store, s3_endpoint=self.endpoint, s3_region="us-east-1",
                         s3_access_key=creds.access_key, s3_secret_key=creds.secret_key,
                         **settings)  # type: ignore[arg-type]

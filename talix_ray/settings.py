@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .model.errors import TalixError
 from .secrets import remember
 from .shared.netpolicy import AddressPolicy
+
+if TYPE_CHECKING:
+    from .objectstore import S3Options
 
 
 class Settings(BaseSettings):
@@ -73,7 +76,7 @@ class Settings(BaseSettings):
             raise ValueError(str(exc)) from None
         return value
 
-    def store_options(self) -> dict[str, Any]:
+    def store_options(self) -> S3Options:
         """Keyword arguments for ``open_store(self.store, ...)`` (S3 options for S3 only)."""
         return self.s3_options() if self.store.startswith("s3://") else {}
 
@@ -94,7 +97,7 @@ class Settings(BaseSettings):
         remember(v)  # redacted wherever this process writes error texts
         return v
 
-    def s3_options(self) -> dict[str, Any]:
+    def s3_options(self) -> S3Options:
         """Keyword arguments for the S3 object store."""
         return {"endpoint_url": self.s3_endpoint, "region": self.s3_region,
                 "access_key": self.s3_access_key, "secret_key": self.s3_secret_key,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -24,7 +23,7 @@ from .journal import ObjectStoreJournal, open_journal
 from .journal import format as fmt
 from .journal.index import Manifest
 from .model.errors import CorruptObject, NotFound
-from .objectstore import ObjectNotFound
+from .objectstore import ObjectNotFound, ObjectStore
 from .settings import Settings
 
 
@@ -59,14 +58,14 @@ class StoreStatus(BaseModel):
     deadletters: dict[str, int] = Field(description="dead letters by consumer")
 
 
-async def _get(store: Any, key: str) -> bytes | None:
+async def _get(store: ObjectStore, key: str) -> bytes | None:
     try:
         return (await store.get(key)).body
     except ObjectNotFound:
         return None
 
 
-async def _partition(journal: Any, p: int) -> PartitionStatus:
+async def _partition(journal: ObjectStoreJournal, p: int) -> PartitionStatus:
     store = journal.store
     head = await journal.head(p)
     writer = await _get(store, fmt.writer_key(p))
@@ -78,14 +77,14 @@ async def _partition(journal: Any, p: int) -> PartitionStatus:
                            unindexed=max(0, head - watermark))
 
 
-async def _oldest_unprocessed_us(journal: Any, p: int, offset: int) -> int | None:
+async def _oldest_unprocessed_us(journal: ObjectStoreJournal, p: int, offset: int) -> int | None:
     """Timestamp of the first event of segment ``offset + 1`` (None if it has none)."""
     segments = await journal.read_segments(p, offset, limit=1)
     stamps = [e.timestamp_us for s in segments[:1] for c in s.commits for e in c.events]
     return min(stamps) if stamps else None
 
 
-async def _lag(journal: Any, name: str, kind: str, heads: dict[int, int],
+async def _lag(journal: ObjectStoreJournal, name: str, kind: str, heads: dict[int, int],
                offsets: dict[int, int], now_us: int) -> ConsumerStatus:
     behind = {p: heads[p] - offsets.get(p, 0) for p in heads if heads[p] > offsets.get(p, 0)}
     stamps = await asyncio.gather(*(_oldest_unprocessed_us(journal, p, offsets.get(p, 0))
@@ -96,12 +95,12 @@ async def _lag(journal: Any, name: str, kind: str, heads: dict[int, int],
                           lag_seconds=round(seconds, 3), behind=behind)
 
 
-async def _consumers(store: Any) -> list[str]:
+async def _consumers(store: ObjectStore) -> list[str]:
     listing = await store.list_all("checkpoints/", delimiter="/")
     return sorted(p[len("checkpoints/"):].rstrip("/") for p in listing.prefixes)
 
 
-async def _deadletters(store: Any) -> dict[str, int]:
+async def _deadletters(store: ObjectStore) -> dict[str, int]:
     listing = await store.list_all("deadletters/")
     counts: dict[str, int] = {}
     for key in listing.keys:
@@ -153,7 +152,7 @@ async def store_status(settings: Settings, *, views: bool = True) -> StoreStatus
         await journal.close()
 
 
-async def _checkpoint(journal: Any, consumer: str, p: int) -> tuple[int, int]:
+async def _checkpoint(journal: ObjectStoreJournal, consumer: str, p: int) -> tuple[int, int]:
     seq, _ = await journal.load_checkpoint(consumer, p)
     return p, seq
 

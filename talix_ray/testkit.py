@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel
@@ -52,7 +52,7 @@ class _Loop:
         self.thread: threading.Thread | None = None
         self.runtime: LocalRuntime | None = None
 
-    def run(self, coro: Any) -> Any:
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self.loop is None:
             loop = asyncio.new_event_loop()
             self.thread = threading.Thread(target=loop.run_forever, name="talix-testkit",
@@ -128,7 +128,7 @@ class Testkit:
             rt.use(mw)
         return rt.add(*self._services).create()
 
-    def _run(self, coro: Any) -> Any:
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._loop.run(coro)
 
     @property
@@ -184,13 +184,13 @@ class Testkit:
         """The events of an aggregate."""
         return self._run(self.runtime.get_events(store, aggregate_id))
 
-    def aggregate(self, store: EventStore[Any], aggregate_id: str) -> Aggregate:
+    def aggregate(self, store: EventStore[T], aggregate_id: str) -> Aggregate[T]:
         """An aggregate's current state and version."""
         return self._run(self.runtime.get_aggregate(store, aggregate_id))
 
     def state(self, store: EventStore[T], aggregate_id: str) -> T | None:
         """An aggregate's current state."""
-        return self.aggregate(store, aggregate_id).state  # type: ignore[no-any-return]
+        return self.aggregate(store, aggregate_id).state
 
     def deadletters(self) -> list[dict[str, Any]]:
         """Dead letters of the dispatcher."""
@@ -221,7 +221,7 @@ class Scenario:
                                        ev.type.version, None))
         runtime = kit.build_runtime(journal)
 
-        async def scenario() -> tuple[CommandResult | None, BaseException | None, Aggregate]:
+        async def scenario() -> tuple[CommandResult | None, BaseException | None, Aggregate[Any]]:
             if records:
                 await journal.append(Commit(store.name, aggregate_id, 0, tuple(records)))
             async with runtime:
@@ -242,7 +242,7 @@ class Outcome:
     """What a command did in a scenario; chain ``then_…`` assertions."""
 
     def __init__(self, result: CommandResult | None, error: BaseException | None,
-                 after: Aggregate, given: int) -> None:
+                 after: Aggregate[Any], given: int) -> None:
         self.result = result
         self.error = error
         self.aggregate = after

@@ -99,7 +99,7 @@ class Document(BaseModel):
     failure_message: str | None = None
 
 
-def reduce(state: Document | None, event: Event) -> Document | None:
+def reduce(state: Document | None, event: Event[BaseModel]) -> Document | None:
     match event.payload:
         case DocumentCreated() as p:
             return Document(key=p.key, name=p.name, content_type=p.content_type,

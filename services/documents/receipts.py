@@ -609,7 +609,7 @@ def render(lay: Layout, rng: random.Random) -> Image:
 
     paper = tuple(rng.randint(236, 255) for _ in range(3))
     ink = tuple([rng.randint(0, 60)] * 3)
-    image = PILImage.new("RGB", (lay.width, lay.height), paper)  # type: ignore[arg-type]
+    image = PILImage.new("RGB", (lay.width, lay.height), paper)
     draw = ImageDraw.Draw(image)
     for p in lay.pieces:
         draw.text((p.x, p.y), p.text, font=_font(lay.family, p.bold, p.size), fill=ink)
@@ -618,7 +618,7 @@ def render(lay: Layout, rng: random.Random) -> Image:
         draw.point((x, y), fill=tuple([rng.randint(80, 200)] * 3))
     angle = rng.uniform(-2.0, 2.0)
     image = image.rotate(angle, resample=PILImage.Resampling.BICUBIC, expand=True,
-                         fillcolor=paper)  # type: ignore[arg-type]
+                         fillcolor=paper)
     blur = rng.uniform(0, 0.9)
     if blur > 0.2:
         image = image.filter(ImageFilter.GaussianBlur(blur))
@@ -752,13 +752,16 @@ class AccuracyReport(BaseModel):
         pages = sum(p.pages for p in parts)
         seconds = sum(p.seconds for p in parts)
 
-        def mean(get: Any) -> float:
+        def mean(get: Callable[[AccuracyReport], float]) -> float:
             return round(sum(get(p) * p.documents for p in parts) / max(n, 1), 4)
+
+        def of_field(k: str) -> Callable[[AccuracyReport], float]:
+            return lambda p: p.by_field[k]
 
         return cls(documents=n, expenses=sum(p.expenses for p in parts),
                    field_accuracy=mean(lambda p: p.field_accuracy),
                    is_expense_accuracy=mean(lambda p: p.is_expense_accuracy),
-                   by_field={k: mean(lambda p, k=k: p.by_field[k]) for k in parts[0].by_field},
+                   by_field={k: mean(of_field(k)) for k in parts[0].by_field},
                    pages=pages, seconds=round(seconds, 2),
                    s_per_page=round(seconds / max(pages, 1), 3),
                    misses=[m for p in parts for m in p.misses])

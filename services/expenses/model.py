@@ -68,7 +68,7 @@ class Expense(BaseModel):
     confidence: float | None = None
 
 
-def reduce(state: Expense | None, event: Event) -> Expense | None:
+def reduce(state: Expense | None, event: Event[BaseModel]) -> Expense | None:
     match event.payload:
         case ExpenseCreated() as p:
             return Expense(**p.model_dump(), status="OPEN", created_at=event.timestamp)

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from ..engine.runtime import Runtime
+    from ..settings import Settings
+
+T = TypeVar("T")
 
 app = typer.Typer(help="talix-ray: event-sourced services on Ray.", no_args_is_help=True)
 console = Console()
@@ -22,13 +30,13 @@ def _root() -> None:
     """talix-ray: event-sourced services on Ray."""
 
 
-def _settings(store: str | None):  # type: ignore[no-untyped-def]
+def _settings(store: str | None) -> Settings:
     from ..settings import Settings
 
     return Settings(store=store) if store else Settings()
 
 
-def _load_runtime(app_ref: str, settings):  # type: ignore[no-untyped-def]
+def _load_runtime(app_ref: str, settings: Settings) -> Runtime:
     """The runtime ``module:attr`` names (a runtime, or a function of the settings making
     one), created; modules of the current directory import, as with ``python -m``."""
     from ..engine.runtime import Runtime
@@ -47,7 +55,7 @@ def _load_runtime(app_ref: str, settings):  # type: ignore[no-untyped-def]
     return runtime
 
 
-def _guard(fn):  # type: ignore[no-untyped-def]
+def _guard(fn: Callable[[], T]) -> T:
     """Run ``fn``; an expected error — a talix error, invalid settings, a bad value the
     command was given (``ValueError``) — prints one line and exits 2. Anything else is a
     defect and keeps its traceback (an ``--app`` that cannot be imported is a talix
@@ -64,7 +72,7 @@ def _guard(fn):  # type: ignore[no-untyped-def]
         _exit(2)
 
 
-def _exit(code: int) -> None:
+def _exit(code: int) -> NoReturn:
     """Leave without running interpreter teardown of native thread pools (see README)."""
     sys.stdout.flush()
     sys.stderr.flush()

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
 from .common import APP_HELP, STORE_OPTION, _exit, _guard, _load_runtime, _settings, app, console
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ..views import View
 
 deadletters = typer.Typer(help="Actions given up on after their last attempt.",
                           no_args_is_help=True)
@@ -113,7 +119,7 @@ def views_show(
 
     from ..views import open as open_view
 
-    def run():  # type: ignore[no-untyped-def]
+    def run() -> tuple[View, pa.Table]:
         view = open_view(name, _settings(store))
         query = sql or f'select * from "{name}" limit {limit}'
         import duckdb

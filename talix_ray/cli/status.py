@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 import typer
 
 from .common import STORE_OPTION, _exit, _guard, _settings, app, console
 
+if TYPE_CHECKING:
+    from rich.console import Group
 
-def _tables(status):  # type: ignore[no-untyped-def]
+    from ..status import StoreStatus
+
+
+def _tables(status: StoreStatus) -> Group:
     """The status as rich tables (partitions, then consumers and views)."""
     from rich.console import Group
     from rich.table import Table
@@ -49,7 +55,7 @@ def status_cmd(
 
     settings = _guard(lambda: _settings(store))
 
-    def read():  # type: ignore[no-untyped-def]
+    def read() -> StoreStatus:
         return _guard(lambda: asyncio.run(store_status(settings)))
 
     if json_out and not watch:

@@ -5,11 +5,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from .common import STORE_OPTION, _exit, _guard, _settings, app, console
+
+if TYPE_CHECKING:
+    from ..journal.base import Journal
+
+T = TypeVar("T")
 
 
 def _token(after: str | None) -> str | None:
@@ -29,7 +35,7 @@ def _after(token: str | None) -> str | None:
     return after
 
 
-async def _with_journal(store: str | None, work: Any) -> Any:
+async def _with_journal(store: str | None, work: Callable[[Journal], Awaitable[T]]) -> T:
     from ..views.admin import read_journal
 
     journal = read_journal(_settings(store))
@@ -57,7 +63,7 @@ def streams_cmd(
         check_name("event store", event_store)
         after = _after(page_token)
 
-        async def page(journal: Any) -> list[str]:
+        async def page(journal: Journal) -> list[str]:
             return await journal.list_aggregate_ids(event_store, limit=limit + 1, after=after)
 
         ids = asyncio.run(_with_journal(store, page))
@@ -91,16 +97,16 @@ def events_cmd(
 ) -> None:
     """Print an aggregate's events: version, type, time, command id, payload."""
     from ..model.errors import NotFound
-    from ..model.events import timestamp_of
+    from ..model.events import StoredEvent, timestamp_of
     from ..model.names import check_aggregate_id, check_name
 
-    def run() -> list[Any]:
+    def run() -> list[StoredEvent]:
         check_name("event store", event_store)
         check_aggregate_id(aggregate_id)
         if last is not None and last < first:
             raise ValueError(f"--to {last} is before --from {first}")
 
-        async def read(journal: Any) -> list[Any]:
+        async def read(journal: Journal) -> list[StoredEvent]:
             return await journal.read_stream(event_store, aggregate_id, after_version=first - 1)
 
         events = [e for e in asyncio.run(_with_journal(store, read))
@@ -110,10 +116,11 @@ def events_cmd(
         return events
 
     events = _guard(run)
-    rows = [{"version": e.version, "type": e.type,
-             "time": timestamp_of(e.timestamp_us).isoformat(timespec="milliseconds"),
-             "command_id": e.command_id, "payload": e.payload, "metadata": e.metadata}
-            for e in events]
+    rows: list[dict[str, object]] = [
+        {"version": e.version, "type": e.type,
+         "time": timestamp_of(e.timestamp_us).isoformat(timespec="milliseconds"),
+         "command_id": e.command_id, "payload": e.payload, "metadata": e.metadata}
+        for e in events]
     if json_out:
         print(json.dumps({"store": event_store, "id": aggregate_id, "events": rows},
                          default=str))
@@ -124,7 +131,8 @@ def events_cmd(
                   title=f"{event_store}/{aggregate_id}: {len(rows)} event(s)")
     for r in rows:
         payload = json.dumps(r["payload"], default=str)
-        table.add_row(str(r["version"]), r["type"], r["time"], r["command_id"] or "-",
+        table.add_row(str(r["version"]), str(r["type"]), str(r["time"]),
+                      str(r["command_id"] or "-"),
                       payload if len(payload) <= 120 else payload[:117] + "...")
     console.print(table)
     _exit(0)

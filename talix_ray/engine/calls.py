@@ -217,6 +217,7 @@ def recorded_error(record: dict[str, Any]) -> TalixError:
             exc.details = {k: v for k, v in problem.items()
                            if k not in ("type", "title", "status", "detail")}
             if "errors" in exc.details:
+                # as ValidationError.__init__ sets it; any talix error class may carry it
                 exc.errors = list(exc.details["errors"])  # type: ignore[attr-defined]
             return exc
     return ReplayedError(problem)

@@ -6,7 +6,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -22,12 +22,17 @@ from .steps import (
     NonDeterministicAction,
     RecordStep,
     Step,
+    StepKind,
     invocations,
     record_step,
     run_target,
 )
 
+if TYPE_CHECKING:  # the views are an optional extra (pyarrow, deltalake): not imported here
+    from ..views.catalog import ViewCatalog
+
 T = TypeVar("T")
+S = TypeVar("S")
 In = TypeVar("In", bound=BaseModel)
 
 
@@ -41,10 +46,10 @@ class Client(Protocol):
     async def enqueue(self, queue: str, message: Any, *, key: str | None = None,
                       message_id: str | None = None) -> None: ...
 
-    async def load_state(self, store: EventStore[Any], aggregate_id: str) -> Any: ...
+    async def load_state(self, store: EventStore[S], aggregate_id: str) -> S | None: ...
 
     @property
-    def views(self) -> Any: ...
+    def views(self) -> ViewCatalog: ...
 
 
 class Registry:
@@ -64,11 +69,12 @@ class Registry:
     def get(self, kind: type[T]) -> T:
         """The service registered for ``kind`` (or for a subclass of it)."""
         found = self._items.get(kind)
-        if found is not None:
-            return found  # type: ignore[no-any-return]
+        if found is not None and isinstance(found, kind):  # always, once registered
+            return found
         for registered, impl in self._items.items():
-            if isinstance(registered, type) and issubclass(registered, kind):
-                return impl  # type: ignore[no-any-return]
+            if isinstance(registered, type) and issubclass(registered, kind) \
+                    and isinstance(impl, kind):  # always: ``impl`` is a ``registered``
+                return impl
         raise NotFound(f"no shared service registered for {getattr(kind, '__name__', kind)}; "
                        f"call runtime.register({getattr(kind, '__name__', kind)}, impl)")
 
@@ -94,12 +100,12 @@ class ReadOnlyContext:
         """The shared service registered for ``service``."""
         return self._registry.get(service)
 
-    async def load(self, store: EventStore[Any], aggregate_id: str) -> Any:
+    async def load(self, store: EventStore[S], aggregate_id: str) -> S | None:
         """The current state of an aggregate (``None`` when it does not exist)."""
         return await self._client.load_state(store, aggregate_id)
 
     @property
-    def views(self) -> Any:
+    def views(self) -> ViewCatalog:
         """The runtime's views (a :class:`~talix_ray.views.ViewCatalog`): read Delta tables
         with DuckDB, e.g. ``ctx.views.open("expenses").sql(q, params={...})``."""
         return self._client.views
@@ -116,9 +122,9 @@ class CommandCtx(ReadOnlyContext):
         self._current = current
         self._store = store
 
-    async def load(self, store: EventStore[Any], aggregate_id: str) -> Any:
+    async def load(self, store: EventStore[S], aggregate_id: str) -> S | None:
         if store is self._store and aggregate_id == self.aggregate_id:
-            return self._current()
+            return cast("S | None", self._current())  # the state of `store`, being decided
         return await super().load(store, aggregate_id)
 
 
@@ -218,7 +224,7 @@ class ActionContext(ReadOnlyContext):
         await self._client.enqueue(queue, message, key=key, message_id=self._next_id())
 
     # -- the record -------------------------------------------------------------------------
-    async def _recorded_step(self, n: int, kind: str, target: str) -> Step | None:
+    async def _recorded_step(self, n: int, kind: StepKind, target: str) -> Step | None:
         """Step ``n`` as recorded by an earlier run of this invocation, if any."""
         if self._log is None:
             assert self.invocation is not None
@@ -232,15 +238,15 @@ class ActionContext(ReadOnlyContext):
                 "steps on a retry (record reads that decide its path with ctx.step)")
         return step
 
-    async def _record(self, n: int, kind: str, target: str, outcome: dict[str, Any]) -> None:
+    async def _record(self, n: int, kind: StepKind, target: str, outcome: dict[str, Any]) -> None:
         assert self.invocation is not None and self._log is not None
         await self._client.run(record_step, self.invocation,
-                               RecordStep(n=n, kind=kind, target=target,  # type: ignore[arg-type]
+                               RecordStep(n=n, kind=kind, target=target,
                                           outcome=outcome))
-        self._log.steps[n] = Step(kind=kind, target=target,  # type: ignore[arg-type]
+        self._log.steps[n] = Step(kind=kind, target=target,
                                      outcome=outcome)
 
-    async def _record_error(self, n: int, kind: str, target: str, exc: TalixError) -> None:
+    async def _record_error(self, n: int, kind: StepKind, target: str, exc: TalixError) -> None:
         """Record a decision (a rejection, a validation error), not a passing failure."""
         if exc.status < 500 and not exc.retryable:
             await self._record(n, kind, target, error_record(exc))

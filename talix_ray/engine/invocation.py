@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 Kind = Literal["command", "action", "query"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +28,7 @@ Middleware = Callable[[Invocation, Next], Awaitable[Any]]
 
 
 async def call_through(middleware: Sequence[Middleware], invocation: Invocation,
-                       final: Next) -> Any:
+                       final: Callable[[], Awaitable[T]]) -> T:
     """Call ``final`` wrapped by ``middleware`` (the first registered is the outermost)."""
     if not middleware:
         return await final()
@@ -41,4 +42,5 @@ async def call_through(middleware: Sequence[Middleware], invocation: Invocation,
 
         return step
 
-    return await link(0)()
+    # a middleware returns what ``call_next()`` gave it: the wrapped call's result
+    return cast(T, await link(0)())

@@ -166,7 +166,7 @@ class LocalRuntime(Runtime):
                        meta: dict[str, str] | None = None) -> CommandResult:
         return await self.host.execute(command, aggregate_id, input, command_id, meta)
 
-    async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate:
+    async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate[Any]:
         entity = await self.host.get(store, aggregate_id)
         return Aggregate(store.name, aggregate_id, entity.state, entity.version,
                          entity.last_event)

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, overload
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -69,6 +69,9 @@ from .invocation import Invocation, Middleware, call_through
 from .steps import invocation_id
 from .system import Enqueue, Fire, enqueue, fire, queue_stream_id, queues
 
+if TYPE_CHECKING:  # the views are an optional extra (pyarrow, deltalake): not imported here
+    from ..views.catalog import ViewCatalog
+
 log = logging.getLogger("talix.runtime")
 
 T = TypeVar("T")
@@ -78,12 +81,12 @@ MAX_COMMAND_ID = 512
 
 
 @dataclass(frozen=True, slots=True)
-class Aggregate:
+class Aggregate(Generic[S]):
     """An aggregate read: its state at ``version`` and the last event folded into it."""
 
     store: str
     aggregate_id: str
-    state: Any
+    state: S | None
     version: int
     last_event: Event[Any] | None
 
@@ -121,7 +124,7 @@ class Runtime(ABC):
         self.app: App | None = None
         self._started = False
         self._background: list[asyncio.Task[Any]] = []
-        self._views: Any = None
+        self._views: ViewCatalog | None = None
         self.idempotency_ttl = 24 * 3600.0  # seconds an Idempotency-Key is remembered
         self.idempotency_lease = 60.0  # seconds a run holds its key before a retry may take over
 
@@ -408,8 +411,15 @@ class Runtime(ABC):
         """The current state of an aggregate (``None`` if it has no events)."""
         return (await self.get_aggregate(store, aggregate_id)).state
 
+    @overload
+    async def get_aggregate(self, store: EventStore[S], aggregate_id: str, *,
+                            version: int | None = None) -> Aggregate[S]: ...
+    @overload
+    async def get_aggregate(self, store: str, aggregate_id: str, *,
+                            version: int | None = None) -> Aggregate[Any]: ...
+
     async def get_aggregate(self, store: EventStore[Any] | str, aggregate_id: str, *,
-                            version: int | None = None) -> Aggregate:
+                            version: int | None = None) -> Aggregate[Any]:
         """An aggregate's state, now or at ``version`` (read-your-writes)."""
         app = self._require_started()
         es = app.store(store)
@@ -426,7 +436,7 @@ class Runtime(ABC):
                          events[-1].version if events else 0, events[-1] if events else None)
 
     @abstractmethod
-    async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate: ...
+    async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate[Any]: ...
 
     async def get_events(self, store: EventStore[Any] | str, aggregate_id: str, *,
                          min_version: int | None = None, max_version: int | None = None,
@@ -486,7 +496,7 @@ class Runtime(ABC):
         await self.journal.delete_deadletter("dispatcher", key)
 
     @property
-    def views(self) -> Any:
+    def views(self) -> ViewCatalog:
         """The views this runtime keeps (a :class:`~talix_ray.views.ViewCatalog`): open one,
         wait for a command's events to reach it, see each view's lag."""
         self._require_started()

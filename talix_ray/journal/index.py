@@ -28,9 +28,9 @@ import logging
 import random
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -43,6 +43,7 @@ from .base import Commit
 from .memtable import Memtable
 
 log = logging.getLogger("talix.journal")
+T = TypeVar("T")
 Run = list[tb.TableRef]
 _PY_FACTOR = 4        # memory a decoded block takes, per stored byte (measured: ~3-4)
 _READ_CHUNK = 1 << 20  # compaction reads its inputs this many bytes at a time
@@ -125,7 +126,7 @@ class BlockCache:
             self.bytes -= gone
 
 
-async def with_retries(what: str, op: Callable[[], Any], deadline: float = 60.0) -> Any:
+async def with_retries(what: str, op: Callable[[], Awaitable[T]], deadline: float = 60.0) -> T:
     """Run ``op()`` again on transient storage errors, with backoff, until ``deadline`` s."""
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline
@@ -163,8 +164,8 @@ class IndexReader:
     async def meta(self, ref: tb.TableRef) -> tb.TableMeta:
         """A table's block index and filter (one ranged GET, then cached)."""
         cached = self.cache.get((ref.key, -1))
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
+        if isinstance(cached, tb.TableMeta):  # what (key, -1) holds: the table's meta
+            return cached
         raw = await self._range(ref.key, ref.meta_at, ref.size - ref.meta_at)
         meta = tb.decode_meta(ref.key, raw)
         self.cache.put((ref.key, -1), meta, meta.size)
@@ -522,7 +523,7 @@ class PartitionIndex:
         """What lookups read now (consistent: taken without awaiting)."""
         return Sources([self.active, *reversed(self.frozen)], list(self.manifest.runs))
 
-    async def query(self, lookup: Callable[[Sources], Any]) -> Any:
+    async def query(self, lookup: Callable[[Sources], Awaitable[T]]) -> T:
         """Run ``lookup`` on the current sources (again if compaction removed a table it
         was reading meanwhile)."""
         for attempt in range(5):

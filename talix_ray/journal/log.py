@@ -9,8 +9,8 @@ import functools
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 from ..model.errors import ConfigurationError, Conflict, CorruptObject, StorageError
 from ..model.events import StoredEvent
@@ -41,6 +41,8 @@ from .writer import PartitionWriter, WriterPolicy, with_retries
 log = logging.getLogger("talix.journal")
 
 DEFAULT_PARTITIONS = 4
+T = TypeVar("T")
+Lookup = Callable[[IndexReader, Sources], Awaitable[T]]  # a read of one partition's index
 
 
 class ObjectStoreJournal(Journal):
@@ -165,14 +167,14 @@ class ObjectStoreJournal(Journal):
             r = self._readers[p] = IndexReader(self.store, p, self._cache)
         return r
 
-    async def _query(self, store: str, aggregate_id: str, lookup: Any) -> Any:
+    async def _query(self, store: str, aggregate_id: str, lookup: Lookup[T]) -> T:
         """``lookup(reader, sources)`` on the aggregate's partition: through its writer when
         this process writes it (memtables and tables), else on the stored tables and the
         segments above them."""
         p = self.partition_of(store, aggregate_id)
         return await self._query_partition(p, lookup)
 
-    async def _query_partition(self, p: int, lookup: Any) -> Any:
+    async def _query_partition(self, p: int, lookup: Lookup[T]) -> T:
         w = self._writers.get(p)
         if w is not None:
             return await w.index.query(lambda src: lookup(w.index.reader, src))
@@ -191,12 +193,12 @@ class ObjectStoreJournal(Journal):
     async def read_stream(self, store: str, aggregate_id: str, *,
                           after_version: int = 0) -> list[StoredEvent]:
         return await self._query(store, aggregate_id, lambda r, src: read_events(
-            r, src, store, aggregate_id, max(after_version, 0)))  # type: ignore[no-any-return]
+            r, src, store, aggregate_id, max(after_version, 0)))
 
     async def _snapshots(self, store: str, aggregate_id: str
                          ) -> dict[tb.Key, Any]:
         return await self._query(store, aggregate_id, lambda r, src: read_snapshots(
-            r, src, store, aggregate_id))  # type: ignore[no-any-return]
+            r, src, store, aggregate_id))
 
     def _snapshot_of(self, key: tb.Key, value: Any) -> Snapshot:
         name = f"{fmt.index_prefix(self.partition_of(key[1], key[2]))}{key[1]}/{key[2]}" \
@@ -341,7 +343,7 @@ class ObjectStoreJournal(Journal):
 
     async def _get_segment(self, key: str) -> StoredObject | None:
         try:
-            return await with_retries("get segment", lambda: self.store.get(key))  # type: ignore[no-any-return]
+            return await with_retries("get segment", lambda: self.store.get(key))
         except ObjectNotFound:
             return None
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
+    from ..views.catalog import ViewCatalog  # an optional extra: for the checker only
     from .events import Event
     from .principal import Principal
     from .store import Command, CommandResult, EventStore
@@ -34,7 +35,7 @@ class ReadContext(Protocol):
         ...
 
     @property
-    def views(self) -> Any:
+    def views(self) -> ViewCatalog:
         """The runtime's views: ``ctx.views.open("expenses").sql(query, params={...})``."""
         ...
 

@@ -74,7 +74,8 @@ class EventType(Generic[P]):
     def __repr__(self) -> str:
         return f"EventType({self.name!r}, {self.payload_model.__name__}, version={self.version})"
 
-    def __call__(self, _payload: P | Mapping[str, Any] | None = None, /, **fields: Any) -> NewEvent:
+    def __call__(self, _payload: P | Mapping[str, Any] | None = None, /,
+                 **fields: Any) -> NewEvent[P]:
         """A new event of this type; the payload is validated now (fields or a model)."""
         metadata = fields.pop("_metadata", None)
         return NewEvent(self, self.validate_payload(_payload if _payload is not None else fields),

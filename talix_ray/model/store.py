@@ -22,7 +22,6 @@ from .validation import validate
 S = TypeVar("S")
 I = TypeVar("I", bound=BaseModel)  # noqa: E741
 J = TypeVar("J", bound=BaseModel)
-S_co = TypeVar("S_co", covariant=True)
 Reducer = Callable[[Any, Event[Any]], Any]
 Placement = Literal["sharded", "dedicated"]
 log = logging.getLogger("talix.model")
@@ -48,14 +47,14 @@ class CommandResult(NamedTuple):
         return bool(self.events) and not self.duplicate
 
 
-class Registrar(Protocol[S_co]):
+class Registrar(Protocol[S]):
     """What ``@store.command(name=...)`` returns: it registers a decider of that store's
     state and keeps the decider's input model in the command's type."""
 
     @overload
-    def __call__(self, fn: Callable[[S_co | None, J], Any], /) -> Command[Any, J]: ...
+    def __call__(self, fn: Callable[[S | None, J], Any], /) -> Command[S, J]: ...
     @overload
-    def __call__(self, fn: Callable[[S_co | None, J, Any], Any], /) -> Command[Any, J]: ...
+    def __call__(self, fn: Callable[[S | None, J, Any], Any], /) -> Command[S, J]: ...
 
 
 class EventStore(Generic[S]):

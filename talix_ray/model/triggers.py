@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard, get_args
 
 from .errors import ConfigurationError
 from .events import EventType
@@ -14,6 +14,10 @@ from .names import check_name
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 _PATH = re.compile(r"^/[A-Za-z0-9_\-./{}]*$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+
+
+def _is_method(method: str) -> TypeGuard[HttpMethod]:
+    return method in get_args(HttpMethod)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +57,11 @@ class _Http:
 
     def __call__(self, method: str, path: str) -> HttpTrigger:
         m = method.upper()
-        if m not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        if not _is_method(m):
             raise ConfigurationError(f"unsupported HTTP method {method!r}")
         if not isinstance(path, str) or not _PATH.match(path):
             raise ConfigurationError(f"invalid HTTP path {path!r}: must start with '/'")
-        return HttpTrigger(m, path)  # type: ignore[arg-type]
+        return HttpTrigger(m, path)
 
     def get(self, path: str) -> HttpTrigger:
         """A GET route."""

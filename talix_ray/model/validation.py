@@ -19,10 +19,10 @@ def validate(model: type[M], data: Any, what: str) -> M:
     failing field.
     """
     if type(data) is model:
-        return data  # type: ignore[no-any-return]
+        return data
     try:
         if isinstance(data, BaseModel):
             data = data.model_dump()
-        return model.__pydantic_validator__.validate_python(data)  # type: ignore[no-any-return]
+        return model.model_validate(data)
     except PydanticValidationError as exc:
         raise ValidationError.from_pydantic(what, exc) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Unpack
 from urllib.parse import urlsplit
 
 from .base import (
@@ -11,6 +12,7 @@ from .base import (
     ObjectNotFound,
     ObjectStore,
     PreconditionFailed,
+    S3Options,
     StoredObject,
 )
 from .counting import CountingObjectStore
@@ -20,7 +22,7 @@ from .memory import MemoryObjectStore
 from .metered import MeteredObjectStore
 
 
-def open_store(url: str, **s3_options: object) -> ObjectStore:
+def open_store(url: str, **s3_options: Unpack[S3Options]) -> ObjectStore:
     """``memory://``, ``file:///path`` or ``s3://bucket/prefix`` → an object store (requests
     to a directory or S3 counted in ``talix_objectstore_requests``)."""
     parts = urlsplit(url)
@@ -34,11 +36,12 @@ def open_store(url: str, **s3_options: object) -> ObjectStore:
         from .s3 import S3ObjectStore
 
         return MeteredObjectStore(S3ObjectStore(parts.netloc, parts.path,
-                                                **s3_options))  # type: ignore[arg-type]
+                                                **s3_options))
     raise ValueError(f"unsupported store URL {url!r}: use memory://, file:///path or "
                      "s3://bucket/prefix")
 
 
 __all__ = ["AmbiguousWrite", "CountingObjectStore", "FaultyObjectStore", "Listing",
            "LocalObjectStore", "MemoryObjectStore", "MeteredObjectStore", "ObjectExists",
-           "ObjectNotFound", "ObjectStore", "PreconditionFailed", "StoredObject", "open_store"]
+           "ObjectNotFound", "ObjectStore", "PreconditionFailed", "S3Options", "StoredObject",
+           "open_store"]

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..model.errors import StorageError, TalixError
+
+if TYPE_CHECKING:
+    from ..secrets import Secret
 
 
 class ObjectExists(TalixError):
@@ -57,6 +60,19 @@ class Listing:
     prefixes: list[str] = field(default_factory=list)
     truncated: bool = False
     next_token: str | None = None
+
+
+class S3Options(TypedDict, total=False):
+    """Keyword arguments of an S3 store (``open_store("s3://…", **options)``)."""
+
+    endpoint_url: str | None
+    region: str | None
+    access_key: str | None
+    secret_key: Secret | None
+    max_attempts: int
+    connect_timeout: float
+    read_timeout: float
+    max_connections: int
 
 
 class ObjectStore(ABC):

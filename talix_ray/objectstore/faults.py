@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal, TypeVar
 
 from ..model.errors import StorageError
 from .base import AmbiguousWrite, Listing, ObjectStore, StoredObject
 
 Fault = Literal["error", "reset", "timeout", "lost_response"]
 ALL_FAULTS: tuple[Fault, ...] = ("error", "reset", "timeout", "lost_response")
+T = TypeVar("T")
 
 
 class FaultyObjectStore(ObjectStore):
@@ -45,7 +46,7 @@ class FaultyObjectStore(ObjectStore):
         self.injected[fault] += 1
         return fault
 
-    async def _around(self, op: str, write: bool, call):  # type: ignore[no-untyped-def]
+    async def _around(self, op: str, write: bool, call: Callable[[], Awaitable[T]]) -> T:
         fault = self._pick()
         exc_type = AmbiguousWrite if write else StorageError
         if fault == "error":

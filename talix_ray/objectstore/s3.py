@@ -6,7 +6,7 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import boto3
 import botocore.exceptions
@@ -36,6 +36,26 @@ _NOT_SENT = (botocore.exceptions.NoCredentialsError,
              botocore.exceptions.PartialCredentialsError,
              botocore.exceptions.CredentialRetrievalError,
              botocore.exceptions.ParamValidationError)
+
+
+class S3Client(Protocol):
+    """The calls talix-ray makes on a boto3 S3 client (boto3 ships no types): the keywords
+    are the S3 API's, each response is boto3's dict."""
+
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, IfNoneMatch: str = ...,
+                   IfMatch: str = ...) -> dict[str, Any]: ...
+
+    def get_object(self, *, Bucket: str, Key: str, Range: str = ...) -> dict[str, Any]: ...
+
+    def list_objects_v2(self, *, Bucket: str, Prefix: str = ..., MaxKeys: int = ...,
+                        ContinuationToken: str = ..., StartAfter: str = ...,
+                        Delimiter: str = ...) -> dict[str, Any]: ...
+
+    def delete_object(self, *, Bucket: str, Key: str) -> dict[str, Any]: ...
+
+    def head_bucket(self, *, Bucket: str) -> dict[str, Any]: ...
+
+    def create_bucket(self, *, Bucket: str) -> dict[str, Any]: ...
 
 
 def _transport_error(what: str, exc: BaseException, write: bool) -> StorageError:
@@ -81,10 +101,10 @@ class S3ObjectStore(ObjectStore):
                         max_pool_connections=max_connections,
                         s3={"addressing_style": "path"} if endpoint_url else None)
         session = boto3.session.Session()
-        self.client = session.client("s3", endpoint_url=endpoint_url,
-                                     region_name=region or "us-east-1",
-                                     aws_access_key_id=access_key,
-                                     aws_secret_access_key=plain, config=config)
+        self.client: S3Client = session.client("s3", endpoint_url=endpoint_url,
+                                               region_name=region or "us-east-1",
+                                               aws_access_key_id=access_key,
+                                               aws_secret_access_key=plain, config=config)
         self._pool = ThreadPoolExecutor(max_connections, thread_name_prefix="talix-s3")
 
     def __reduce__(self) -> tuple[Any, ...]:

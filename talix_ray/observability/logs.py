@@ -112,6 +112,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+_JSON_HANDLER = "talix-json"  # the name of the handler configure() adds
+
+
 def json_enabled() -> bool:
     """Whether ``TALIX_LOG_JSON`` asks for JSON logs."""
     return os.environ.get("TALIX_LOG_JSON", "").strip().lower() in ("1", "true", "yes", "on")
@@ -124,11 +127,11 @@ def configure(json_logs: bool | None = None, level: int | str | None = None) -> 
     logger = logging.getLogger("talix")
     if json_logs is None:
         json_logs = json_enabled()
-    if json_logs and not any(getattr(h, "_talix_json", False) for h in logger.handlers):
+    if json_logs and not any(h.get_name() == _JSON_HANDLER for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
         handler.addFilter(ContextFilter())
-        handler._talix_json = True  # type: ignore[attr-defined]
+        handler.set_name(_JSON_HANDLER)
         logger.addHandler(handler)
         logger.propagate = False  # one line per record, not a second one in text
         if logger.level == logging.NOTSET:

@@ -138,6 +138,7 @@ class _Instrument:
     """
 
     kind = ""
+    buckets: tuple[float, ...]  # a histogram's bucket bounds (set by Histogram)
 
     def __init__(self, name: str, doc: str, labels: Sequence[str] = ()) -> None:
         self.name = name
@@ -208,7 +209,7 @@ class _Instrument:
                 fam.add_metric(list(key), value)
         else:
             fam = HistogramMetricFamily(self.name, self.doc, labels=names)
-            bounds = [*(repr(float(b)) for b in self.buckets), "+Inf"]  # type: ignore[attr-defined]
+            bounds = [*(repr(float(b)) for b in self.buckets), "+Inf"]
             for key, (counts, total) in self.samples().items():
                 running, cumulative = 0, []
                 for bound, n in zip(bounds, counts, strict=True):
@@ -300,7 +301,7 @@ def _ensure_collector() -> None:
                 import prometheus_client
 
                 _collector = _Collector()
-                prometheus_client.REGISTRY.register(_collector)  # type: ignore[arg-type]
+                prometheus_client.REGISTRY.register(_collector)
 
 
 class LagTracker:
@@ -340,7 +341,7 @@ def exposition() -> bytes:
     import prometheus_client
 
     _ensure_collector()
-    return prometheus_client.generate_latest()  # type: ignore[no-any-return]
+    return prometheus_client.generate_latest()
 
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,

@@ -37,6 +37,7 @@ class UnreadableDocument(ValidationError):
     def reason(self) -> Reason:
         """Why the file cannot be read (kept in ``details``, so that an error rebuilt from its
         problem body, as a replayed durable step is, still has it)."""
+        # a Reason: set by __init__, or rebuilt from the problem body this class wrote
         return self.details.get("reason", "unreadable")  # type: ignore[no-any-return]
 
 

@@ -147,7 +147,7 @@ def bar_width(ink: np.ndarray) -> float:
         edges = np.flatnonzero(np.diff(padded))
         if len(edges):
             longest = max(longest, int((edges[1::2] - edges[::2]).max()))
-    return longest / w
+    return longest / int(w)
 
 
 def line_crop(gray: np.ndarray, points: Sequence[Sequence[float]]) -> tuple[np.ndarray,

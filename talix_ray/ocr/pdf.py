@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .base import OcrLimits, OcrLine, OcrPage, Reason, UnreadableDocument
 from .images import fit
@@ -15,6 +15,29 @@ if TYPE_CHECKING:
 MIN_TEXT_CHARS = 8
 
 OcrPages = Callable[["list[Image]", int], list[OcrLine]]
+
+
+class _TextPage(Protocol):
+    """What is read of a pypdfium2 ``PdfTextPage`` (pypdfium2 ships no types)."""
+
+    def count_rects(self) -> int: ...
+    def get_rect(self, index: int) -> tuple[float, float, float, float]: ...
+    def get_text_bounded(self, left: float, bottom: float, right: float, top: float) -> str: ...
+    def close(self) -> None: ...
+
+
+class _Bitmap(Protocol):
+    """What is used of a pypdfium2 ``PdfBitmap``."""
+
+    def to_pil(self) -> Image: ...
+    def close(self) -> None: ...
+
+
+class _Page(Protocol):
+    """What is used of a pypdfium2 ``PdfPage``."""
+
+    def get_textpage(self) -> _TextPage: ...
+    def render(self, *, scale: float) -> _Bitmap: ...
 
 
 def read_pdf(content: bytes, limits: OcrLimits,
@@ -59,10 +82,10 @@ def read_pdf(content: bytes, limits: OcrLimits,
         pdf.close()
 
 
-def _text_layer(page: object, index: int, height: float) -> list[OcrLine]:
+def _text_layer(page: _Page, index: int, height: float) -> list[OcrLine]:
     """The text layer as lines: pdfium's text rectangles (runs on one baseline), top-left
     origin like an image."""
-    textpage = page.get_textpage()  # type: ignore[attr-defined]
+    textpage = page.get_textpage()
     try:
         lines = []
         for i in range(textpage.count_rects()):
@@ -77,13 +100,13 @@ def _text_layer(page: object, index: int, height: float) -> list[OcrLine]:
         textpage.close()
 
 
-def _render(page: object, width: float, height: float, limits: OcrLimits) -> Image:
+def _render(page: _Page, width: float, height: float, limits: OcrLimits) -> Image:
     """The page as an RGB image at ``render_dpi``, within ``max_pixels`` and ``max_side``."""
     scale = limits.render_dpi / 72
     scale = min(scale, limits.max_side / max(width, height, 1))
     if width * height * scale * scale > limits.max_pixels:
         scale = (limits.max_pixels / (width * height)) ** 0.5
-    bitmap = page.render(scale=scale)  # type: ignore[attr-defined]
+    bitmap = page.render(scale=scale)
     try:
         return fit(bitmap.to_pil(), limits.max_side)
     finally:

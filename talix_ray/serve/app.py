@@ -86,6 +86,7 @@ def create_app(runtime: Runtime | Callable[[], Runtime],
         _add_route(api, spec, guard)
     _add_health(api, rt)
     _add_error_handlers(api)
+    # FastAPI's documented way to customize the schema: replace the app's openapi method
     api.openapi = lambda: _openapi(api, specs, title, version)  # type: ignore[method-assign]
     return api
 
@@ -197,6 +198,7 @@ def _add_route(api: FastAPI, spec: RouteSpec, guard: Guard) -> None:
                                   principal=principal)
         return _respond(spec, outcome.value, _version_headers(outcome))
 
+    # FastAPI reads the parameters from __signature__, which functions do not declare
     endpoint.__signature__ = signature(spec)  # type: ignore[attr-defined]
     endpoint.__name__ = spec.name
 

@@ -65,8 +65,8 @@ def check_settings(env: Mapping[str, str]) -> None:
         local.pop("TALIX_API_KEYS_FILE")
     with _environment(local):
         try:
-            settings = Settings(_env_file=None)  # type: ignore[call-arg]
-            HttpSettings(_env_file=None)  # type: ignore[call-arg]
+            settings = Settings(_env_file=None)
+            HttpSettings(_env_file=None)
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(x) for x in err["loc"])
@@ -92,7 +92,7 @@ def serve_config(env: Mapping[str, str], *, factory: str = DEFAULT_FACTORY,
     check_settings(env)
     load_factory(factory)  # fail here, not in the cluster's controller
     with _environment({k: v for k, v in env.items() if k != "TALIX_API_KEYS_FILE"}):
-        options = HttpSettings(_env_file=None).serve_options()  # type: ignore[call-arg]
+        options = HttpSettings(_env_file=None).serve_options()
     log_json = env.get("TALIX_LOG_JSON", "").strip().lower() in ("1", "true", "yes", "on")
     config: dict[str, Any] = {
         "proxy_location": proxy_location,

@@ -55,7 +55,7 @@ def serve_deployment(factory: str | RuntimeFactory, *, settings: HttpSettings | 
     s = settings or HttpSettings()
     options = s.serve_options()
     if runtime_env:
-        options["ray_actor_options"] = {**options["ray_actor_options"],  # type: ignore[dict-item]
+        options["ray_actor_options"] = {**options["ray_actor_options"],
                                         "runtime_env": runtime_env}
     if isinstance(factory, str):
         load_factory(factory)  # fail now, not in every replica
@@ -65,7 +65,7 @@ def serve_deployment(factory: str | RuntimeFactory, *, settings: HttpSettings | 
 
     ingress = serve.ingress(build)(type("TalixIngress", (), {
         "__doc__": "The talix-ray HTTP API (generated FastAPI app)."}))
-    deployment = serve.deployment(name=name, **options)(ingress)  # type: ignore[arg-type]
+    deployment = serve.deployment(name=name, **options)(ingress)
     return deployment.bind()
 
 

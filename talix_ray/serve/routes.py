@@ -130,6 +130,7 @@ def _spec(target: Action | TalixQuery, trigger: HttpTrigger, service: str) -> Ro
     if model is not None and mode in ("json", "query") and params:
         rest = {n: (f.annotation, f) for n, f in fields.items() if n not in params}
         suffix = "Body" if mode == "json" else "Params"
+        # mypy matches **rest against create_model's __base__/__config__ too: an overload miss
         derived = create_model(f"{model.__name__}{suffix}", **rest)  # type: ignore[call-overload]
     return RouteSpec(trigger.method, trigger.path, target, service, model, params, mode,
                      output, files, derived, adapter)

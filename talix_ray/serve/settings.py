@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -110,9 +110,9 @@ class HttpSettings(BaseSettings):
             raise ValueError("two API keys with one name")
         return self
 
-    def serve_options(self) -> dict[str, object]:
+    def serve_options(self) -> ServeOptions:
         """Options of the Serve ingress deployment (replicas, autoscaling, concurrency)."""
-        options: dict[str, object] = {
+        options: ServeOptions = {
             "max_ongoing_requests": self.serve_max_ongoing_requests,
             "ray_actor_options": {"num_cpus": 0},
         }
@@ -124,6 +124,15 @@ class HttpSettings(BaseSettings):
         else:
             options["num_replicas"] = self.serve_num_replicas
         return options
+
+
+class ServeOptions(TypedDict, total=False):
+    """Keyword arguments of ``serve.deployment`` that the settings decide."""
+
+    max_ongoing_requests: int
+    ray_actor_options: dict[str, object]
+    autoscaling_config: dict[str, float]
+    num_replicas: int
 
 
 def hash_key(key: str) -> str:

@@ -215,7 +215,7 @@ class Downloader:
             raise FileTooLarge(self.max_bytes)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in resp.aiter_stream():  # type: ignore[union-attr]
+        async for chunk in resp.aiter_stream():
             size += len(chunk)
             if size > self.max_bytes:
                 raise FileTooLarge(self.max_bytes)

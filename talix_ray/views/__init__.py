@@ -10,7 +10,7 @@ Read them anywhere (a notebook, a script, a job)::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..journal import open_journal
 from ..model.errors import NotFound
@@ -22,10 +22,16 @@ from .fold import EVENTS_VIEW, EventsFold, Fold, ProjectionError, ProjectionFold
 from .location import ViewLocation
 from .runner import ViewRunner, ViewSchemaChanged
 from .schema import RowSchema, arrow_schema
-from .view import View, connect_views, run_sync
+from .view import JournalFactory, View, connect_views, run_sync
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from ..journal.base import Journal
 
 
-def _location(settings: Any = None, location: ViewLocation | str | None = None) -> ViewLocation:
+def _location(settings: Settings | None = None,
+              location: ViewLocation | str | None = None) -> ViewLocation:
     if isinstance(location, ViewLocation):
         return location
     if isinstance(location, str):
@@ -33,13 +39,13 @@ def _location(settings: Any = None, location: ViewLocation | str | None = None) 
     return ViewLocation.of_settings(settings)
 
 
-def _journal_factory(settings: Any) -> Any:
-    def make() -> Any:
+def _journal_factory(settings: Settings | None) -> JournalFactory:
+    def make() -> Journal:
         return open_journal(settings or Settings())
     return make
 
 
-def open(name: str, settings: Any = None, *,
+def open(name: str, settings: Settings | None = None, *,
          location: ViewLocation | str | None = None) -> View:
     """A view of the store the settings (``TALIX_*``) name, or of ``location`` (a store URL
     or a :class:`ViewLocation`). :class:`NotFound` if no runner has written it yet."""
@@ -51,7 +57,8 @@ def open(name: str, settings: Any = None, *,
     return view
 
 
-def names(settings: Any = None, *, location: ViewLocation | str | None = None) -> list[str]:
+def names(settings: Settings | None = None, *,
+          location: ViewLocation | str | None = None) -> list[str]:
     """The views that have a table in the store."""
     loc = _location(settings, location)
     if loc.is_local:
@@ -68,14 +75,15 @@ def names(settings: Any = None, *, location: ViewLocation | str | None = None) -
     return sorted(p.removeprefix("views/").strip("/") for p in listing.prefixes)
 
 
-def connect(settings: Any = None, *, location: ViewLocation | str | None = None) -> Any:
+def connect(settings: Settings | None = None, *,
+            location: ViewLocation | str | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection where every view of the store is a table named after it."""
     loc = _location(settings, location)
     return connect_views(View(n, loc) for n in names(settings, location=loc))
 
 
-def sql(query: str, settings: Any = None, *,
-        location: ViewLocation | str | None = None) -> Any:
+def sql(query: str, settings: Settings | None = None, *,
+        location: ViewLocation | str | None = None) -> duckdb.DuckDBPyRelation:
     """DuckDB SQL over every view of the store (joins welcome); a DuckDB relation."""
     return connect(settings, location=location).sql(query)
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..journal import open_journal
+from ..journal.base import Journal
 from ..model.errors import NotFound
 from ..settings import Settings
 from . import delta, names
@@ -15,7 +16,7 @@ from .runner import ViewRunner
 from .view import View
 
 
-def read_journal(settings: Settings) -> Any:
+def read_journal(settings: Settings) -> Journal:
     """A read-only journal on the settings' store (it never writes the log)."""
     if settings.store == "memory://":
         raise NotFound("the store is memory:// (private to its process): set TALIX_STORE or "

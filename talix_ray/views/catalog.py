@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..journal.base import Journal
 from ..model.errors import NotFound, ValidationError
@@ -12,6 +12,9 @@ from ..model.store import CommandResult
 from . import delta
 from .location import ViewLocation
 from .view import View, connect_views
+
+if TYPE_CHECKING:
+    import duckdb
 
 Status = Callable[[], Awaitable[list[dict[str, Any]]]]
 
@@ -35,12 +38,13 @@ class ViewCatalog:
             raise NotFound(f"no view {name!r} in this runtime (views: {', '.join(self.names)})")
         return View(name, self.location, journal=lambda: self._journal)
 
-    def connect(self) -> Any:
+    def connect(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with every view that has a table, each named after it."""
         return connect_views(self.open(n) for n in self.names
                              if delta.exists(self.location.uri(n), self.location.storage_options))
 
-    def sql(self, query: str, params: dict[str, Any] | list[Any] | None = None) -> Any:
+    def sql(self, query: str, params: dict[str, Any] | list[Any] | None = None
+            ) -> duckdb.DuckDBPyRelation:
         """DuckDB SQL over all views (joins welcome); a DuckDB relation. Values go in
         ``params`` (``$name`` or ``?``), never pasted into the query."""
         return self.connect().sql(query, params=params)

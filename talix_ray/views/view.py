@@ -7,17 +7,21 @@ import concurrent.futures
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
+from ..journal.base import Journal
 from ..model.errors import NotFound, ValidationError
 from ..model.names import check_name
 from ..model.store import CommandResult
 from . import delta
 from .location import ViewLocation
 
-JournalFactory = Callable[[], Any]
+if TYPE_CHECKING:
+    import duckdb
+
+JournalFactory = Callable[[], Journal]
 T = TypeVar("T")
 
 
@@ -168,7 +172,9 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
-def connect_views(views: Iterable[View], connection: Any = None) -> Any:
+def connect_views(views: Iterable[View],
+                  connection: duckdb.DuckDBPyConnection | None = None
+                  ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection where each view is a table named after it."""
     import duckdb
 

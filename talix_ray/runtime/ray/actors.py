@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import ray
 
@@ -22,7 +22,11 @@ from ...model.store import CommandResult
 from ...shared import Clock
 from .client import RayClient, client_for
 from .errors import portable
+from .handles import ActorHandle
 from .spec import AppSpec, actor_class
+
+if TYPE_CHECKING:
+    from .router import Router
 
 log = logging.getLogger("talix.ray")
 _BATCHED = frozenset({"execute", "get"})
@@ -76,7 +80,7 @@ class _Hosting:
         return [(False, portable(o)) if isinstance(o, BaseException) else (True, o)
                 for o in outs]
 
-    async def get(self, store: str, aggregate_id: str) -> Aggregate:
+    async def get(self, store: str, aggregate_id: str) -> Aggregate[Any]:
         """The aggregate's current state (read-your-writes)."""
         await self._ensure()
         es = self.app.stores[store]
@@ -99,7 +103,7 @@ class ShardActor(_Hosting):
         self.journal = spec.journal(self.partitions)
         self.host = self._make_host(self.journal, spec.max_active)
         self._hinting: set[tuple[str, int]] = set()
-        self._consumers: dict[str, Any] = {}
+        self._consumers: dict[str, ActorHandle] = {}
         self._lookup_after: dict[str, float] = {}
         self._hint_tasks: set[asyncio.Future[None]] = set()
 
@@ -217,7 +221,7 @@ class ShardActor(_Hosting):
 class RemoteJournal(Journal):
     """A dedicated aggregate's view of the journal: everything goes through its shard."""
 
-    def __init__(self, spec: AppSpec, router: Any) -> None:
+    def __init__(self, spec: AppSpec, router: Router) -> None:
         self.partitions = spec.partitions
         self.router = router
 
@@ -241,8 +245,10 @@ class RemoteJournal(Journal):
     async def load_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
                             max_version: int | None = None) -> Snapshot | None:
         p = self.partition_of(store, aggregate_id)
-        return await self.router.shard_call(p, "load_snapshot", store, aggregate_id,  # type: ignore[no-any-return]
-                                            reducer_hash, max_version)
+        snap: Snapshot | None = await self.router.shard_call(p, "load_snapshot", store,
+                                                             aggregate_id, reducer_hash,
+                                                             max_version)
+        return snap
 
     async def save_snapshot(self, store: str, aggregate_id: str, reducer_hash: str,
                             snapshot: Snapshot) -> None:
@@ -254,12 +260,12 @@ class RemoteJournal(Journal):
         p = self.partition_of(store, aggregate_id)
         await self.router.shard_call(p, "passivated", store, aggregate_id)
 
-    def _not_here(self, *_: Any, **__: Any) -> Any:
+    def _not_here(self, *_: Any, **__: Any) -> NoReturn:
         raise NotImplementedError("a dedicated aggregate only appends and loads")
 
-    list_aggregate_ids = head = read_segments = wait_for_segment = _not_here  # type: ignore[assignment]
-    load_checkpoint = save_checkpoint = put_deadletter = _not_here  # type: ignore[assignment]
-    list_deadletters = delete_deadletter = _not_here  # type: ignore[assignment]
+    list_aggregate_ids = head = read_segments = wait_for_segment = _not_here
+    load_checkpoint = save_checkpoint = put_deadletter = _not_here
+    list_deadletters = delete_deadletter = _not_here
 
 
 @ray.remote(num_cpus=0)
@@ -271,7 +277,7 @@ class EntityActor(_Hosting):
         self._setup(spec)
         self.store = store
         self.aggregate_id = aggregate_id
-        self.host = self._make_host(RemoteJournal(spec, self.client.router), 1)
+        self.host = self._make_host(RemoteJournal(spec, self.client._routing()[1]), 1)
         self._last_used = time.monotonic()
         self._watchdog: asyncio.Task[None] | None = None
 

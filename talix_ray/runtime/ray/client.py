@@ -16,6 +16,7 @@ from ...model.errors import ConfigurationError, Unavailable
 from ...model.store import Command, CommandResult, EventStore
 from ...objectstore import ObjectStore
 from ...observability import logs, metrics
+from .handles import ActorHandle
 from .router import Router
 from .spec import AppSpec
 
@@ -60,7 +61,7 @@ class RoutedRuntime(Runtime):
             result = result._replace(command_id=None)
         return result
 
-    async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate:
+    async def _current(self, store: EventStore[Any], aggregate_id: str) -> Aggregate[Any]:
         _, router = self._routing()
         if store.placement == "dedicated":
             found = await router.entity_call(store.name, aggregate_id, "get", store.name,
@@ -83,7 +84,7 @@ class RoutedRuntime(Runtime):
             return
         await router.call("settle", self._dispatcher, lambda h: h.settle.remote(timeout))
 
-    def _dispatcher(self) -> Any:
+    def _dispatcher(self) -> ActorHandle:
         """The dispatcher actor (:class:`Unavailable` when it does not run)."""
         spec, _ = self._routing()
         try:

@@ -20,6 +20,7 @@ import ray
 from ...model.events import StoredEvent
 from .actors import app_client
 from .errors import portable, unwrap
+from .handles import ActorHandle
 from .spec import AppSpec, actor_class
 
 log = logging.getLogger("talix.ray")
@@ -65,10 +66,10 @@ class ExecutorPool:
             [] for _ in range(spec.executors)]
         self._flushers: list[asyncio.Task[None] | None] = [None] * spec.executors
         self._in_flight = [asyncio.Semaphore(max_in_flight) for _ in range(spec.executors)]
-        self._handles: dict[int, Any] = {}
+        self._handles: dict[int, ActorHandle] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
-    def handle(self, i: int) -> Any:
+    def handle(self, i: int) -> ActorHandle:
         """Executor ``i``, created if it is missing (as ``get_if_exists`` does)."""
         h = self._handles.get(i)
         if h is None:

@@ -16,6 +16,7 @@ import ray
 
 from ...model.errors import ConfigurationError, Unavailable
 from .errors import RETRYABLE, unwrap
+from .handles import ActorHandle
 from .spec import AppSpec
 
 log = logging.getLogger("talix.ray")
@@ -43,13 +44,13 @@ class Router:
         self.spec = spec
         self._entity_actor = entity_actor
         self.deadline = deadline
-        self._handles: dict[str, Any] = {}
+        self._handles: dict[str, ActorHandle] = {}
         self._queues: dict[int, _Queue] = {}
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._sending: set[asyncio.Task[None]] = set()
 
-    def handle(self, name: str) -> Any:
+    def handle(self, name: str) -> ActorHandle:
         """A named actor of the application (``ValueError`` if it does not exist)."""
         h = self._handles.get(name)
         if h is None:
@@ -60,11 +61,11 @@ class Router:
             self._handles[name] = h
         return h
 
-    def shard(self, partition: int) -> Any:
+    def shard(self, partition: int) -> ActorHandle:
         """The shard actor writing ``partition``."""
         return self.handle(self.spec.shard_name(self.spec.shard_of(partition)))
 
-    def entity(self, store: str, aggregate_id: str) -> Any:
+    def entity(self, store: str, aggregate_id: str) -> ActorHandle:
         """The dedicated actor of one aggregate, created on demand."""
         name = self.spec.entity_name(store, aggregate_id)
         h = self._handles.get(name)
@@ -79,8 +80,9 @@ class Router:
             self._handles[name] = h
         return h
 
-    async def call(self, what: str, target: Callable[[], Any],
-                   method: Callable[[Any], Awaitable[T]], forget: str | None = None) -> T:
+    async def call(self, what: str, target: Callable[[], ActorHandle],
+                   method: Callable[[ActorHandle], Awaitable[T]],
+                   forget: str | None = None) -> T:
         """``await method(target())`` retried on restarts, unavailability and fencing."""
         end = time.monotonic() + self.deadline
         delay = 0.05

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray import cloudpickle
@@ -22,6 +22,9 @@ from .dispatcher import DispatcherActor
 from .local import init_local_ray, joins_a_cluster
 from .router import Router
 from .spec import AppSpec, actor_class
+
+if TYPE_CHECKING:
+    from .handles import ActorHandle
 
 log = logging.getLogger("talix.ray")
 
@@ -218,7 +221,7 @@ class RayRuntime(RoutedRuntime):
             ray.shutdown()
             self._owns_ray = False
 
-    def _dispatcher(self) -> Any:
+    def _dispatcher(self) -> ActorHandle:
         """The dispatcher actor, created again if it is missing."""
         try:
             return super()._dispatcher()

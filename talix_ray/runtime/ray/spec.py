@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import Any, cast
 
 from ray import cloudpickle
 
@@ -21,14 +22,15 @@ from ...engine.runtime import default_services
 from ...journal import ObjectStoreJournal, WriterPolicy
 from ...model.errors import ConfigurationError
 from ...model.service import Service
-from ...objectstore import ObjectStore, open_store
+from ...objectstore import ObjectStore, S3Options, open_store
 from ...secrets import SecretRef, share
+from .handles import ActorClass
 
 
-def actor_class(cls: type) -> Any:
+def actor_class(cls: type) -> ActorClass:
     """A class decorated with ``@ray.remote`` as what it is at run time, an actor class
     (with ``.options`` and ``.remote``); type checkers see the plain class."""
-    return cls
+    return cast(ActorClass, cls)  # what @ray.remote made of it
 
 
 def locate(service: Service) -> tuple[str, str] | None:
@@ -57,7 +59,7 @@ def locate(service: Service) -> tuple[str, str] | None:
     return None
 
 
-def _attribute(module: Any, service: Service) -> str | None:
+def _attribute(module: ModuleType, service: Service) -> str | None:
     """The name under which ``module`` holds ``service``, if it does."""
     for attr, value in list(vars(module).items()):
         if value is service:
@@ -77,7 +79,7 @@ class AppSpec:
     app: str
     namespace: str
     store_url: str
-    store_options: dict[str, Any]
+    store_options: S3Options
     partitions: int
     shards: int
     services: list[tuple[str, str] | bytes]
