@@ -71,13 +71,6 @@ def _guard(fn):  # type: ignore[no-untyped-def]
     except (SettingsError, TalixError, ValueError) as exc:
         message = " ".join(str(exc).split())  # one line, whatever the terminal's width
         console.print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
-        _exit(2)
-
-
-def _exit(code: int) -> None:
-    """Leave without running interpreter teardown of native thread pools (see README)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+        raise typer.Exit(2) from exc
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import _exit, _guard, app, console
+from .common import _guard, app, console
 
 
 @app.command()
@@ -74,7 +74,7 @@ def dev(
         console.print("stopping …")
     finally:
         stack.stop()
-    _exit(code)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -118,7 +118,7 @@ def demo(
             done = _guard(lambda: follow(api, uploaded, console, timeout=timeout))
     if json_out:
         print(json.dumps(uploaded))
-    _exit(0 if done else 1)
+    raise typer.Exit(0 if done else 1)
 
 
 @app.command("s3")
@@ -154,6 +154,5 @@ def s3(
         pass
     finally:
         server.stop()
-    _exit(0)
 
 

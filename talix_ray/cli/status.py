@@ -7,7 +7,7 @@ import time
 
 import typer
 
-from .common import STORE_OPTION, _exit, _guard, _settings, app, console
+from .common import STORE_OPTION, _guard, _settings, app, console
 
 
 def _tables(status):  # type: ignore[no-untyped-def]
@@ -54,10 +54,10 @@ def status_cmd(
 
     if json_out and not watch:
         print(read().model_dump_json())
-        _exit(0)
+        return
     if not watch:
         console.print(_tables(read()))
-        _exit(0)
+        return
     from rich.live import Live
 
     try:
@@ -70,4 +70,3 @@ def status_cmd(
                     live.update(_tables(read()), refresh=True)
     except KeyboardInterrupt:
         pass
-    _exit(0)
