@@ -14,12 +14,13 @@ from typing import Any
 
 from ..model.errors import NotFound
 from . import delta
+from .blocking import run_sync
 from .catalog import ViewCatalog
 from .fold import EVENTS_VIEW, EventsFold, Fold, ProjectionError, ProjectionFold
 from .location import ViewLocation
 from .runner import ViewRunner, ViewSchemaChanged
 from .schema import RowSchema, arrow_schema
-from .view import View, connect_views, run_sync
+from .view import View, connect_views
 
 
 def _location(settings: Any = None, location: ViewLocation | str | None = None) -> ViewLocation:
