@@ -261,7 +261,8 @@ async def test_the_blocking_wait_refuses_a_running_event_loop(tmp_path):
 def test_the_blocking_wait_from_a_script(tmp_path):
     """No loop on this thread (a script; the runtime runs on a thread of its own): ``wait_for``
     blocks until the runner has folded the write, and times out on a target the view cannot
-    reach; every call runs on the same background loop (no thread and loop per call)."""
+    reach; every call runs on the same background loop (no thread and loop per call), which
+    refuses a blocking call from itself."""
     import queue
     import threading
 
@@ -290,6 +291,12 @@ def test_the_blocking_wait_from_a_script(tmp_path):
         thread.join(60)
     first, second = (run_sync(_current_loop()) for _ in range(2))
     assert first is second
+
+    async def nested() -> asyncio.AbstractEventLoop:  # on the background loop: would hang
+        return run_sync(_current_loop())
+
+    with pytest.raises(RuntimeError, match="would wait for itself"):
+        run_sync(nested())
 
 
 async def _current_loop() -> asyncio.AbstractEventLoop:
