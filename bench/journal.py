@@ -368,7 +368,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller run, under 180 s")
     args = parser.parse_args()
     asyncio.run(main_async(args.quick))
-    os._exit(0)  # deltalake may abort at interpreter exit (README: troubleshooting)
 
 
 if __name__ == "__main__":

@@ -107,27 +107,6 @@ async def test_views_list_show_and_rebuild(tmp_path):
         assert "Traceback" not in r.stdout + r.stderr
 
 
-def test_the_test_command_exits_with_pytest_status_after_delta_work(tmp_path):
-    """The suite's exit code is pytest's even though deltalake may abort at teardown."""
-    (tmp_path / "test_delta.py").write_text(
-        "import pyarrow as pa, deltalake, os\n"
-        "def test_write(tmp_path):\n"
-        "    deltalake.write_deltalake(str(tmp_path / 't'), pa.table({'a': [1]}))\n"
-        "    assert deltalake.DeltaTable(str(tmp_path / 't')).version() == 0\n"
-        "    assert os.environ.get('FAIL') is None\n")
-    for fail, code in ((None, 0), ("1", 1)):
-        env = {"PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(ROOT)}
-        if fail:
-            env["FAIL"] = fail
-        for _ in range(3):
-            r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p",
-                                "talix_ray.pytest_plugin", "-p", "no:cacheprovider",
-                                str(tmp_path / "test_delta.py")], cwd=tmp_path,
-                               capture_output=True, text=True, timeout=120, env=env)
-            assert r.returncode == code, r.stdout + r.stderr
-            assert ("1 passed" if code == 0 else "1 failed") in r.stdout
-
-
 def test_dev_and_demo_name_their_demo(tmp_path):
     """The demo is a parameter (``--demo module:function``), checked before anything starts:
     a bad one is one line and exit 2, and no stack was started for it."""

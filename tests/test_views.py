@@ -207,7 +207,7 @@ async def test_reading_pandas_polars_sql_and_time_travel(tmp_path):
 
 
 async def test_read_your_writes_times_out_when_the_view_is_behind(tmp_path):
-    """The blocking ``View.wait_for`` runs on a thread (as ``views.wait_for`` runs it), so the
+    """The blocking ``View.wait_for`` (a script's) runs on a worker thread here, so the
     runtime's loop and its runner go on: the view is behind only because the runner lingers
     2 s before folding a new batch — and once it has, the same wait returns."""
     rt = file_runtime(tmp_path / "store", view_options={"linger": 2.0, "poll_interval": 5.0})
@@ -220,6 +220,87 @@ async def test_read_your_writes_times_out_when_the_view_is_behind(tmp_path):
             await asyncio.to_thread(view.wait_for, r1, timeout=0.3)
         assert await asyncio.to_thread(view.wait_for, r1, timeout=30) is view
         assert view.to_arrow().to_pylist()[0]["deposits"] == 1
+
+
+async def test_the_async_wait_lets_the_runtime_s_own_loop_fold_the_write(tmp_path):
+    """``wait_for_async`` on the loop the LocalRuntime's runners run on: it returns once the
+    runner (lingering 0.5 s, so the view is behind when the wait starts) has folded the write,
+    also for a result without its log position (a command id repeated after a reload: the
+    log's head is awaited); a target the view cannot reach times out at the deadline."""
+    rt = file_runtime(tmp_path / "store", view_options={"linger": 0.5, "poll_interval": 5.0})
+    async with rt:
+        view = rt.views.open("balances")
+        r0 = await rt.run(bank.open_account, "w", bank.Open(owner="wu"))
+        assert await view.wait_for_async(r0, timeout=30) is view
+        assert [r["owner"] for r in view.to_arrow().to_pylist()] == ["wu"]
+        r1 = await rt.run(bank.deposit, "w", bank.Deposit(amount=Decimal(3)))
+        no_position = r1._replace(partition=None, seq=None)
+        assert await view.wait_for_async(no_position, timeout=30) is view
+        assert view.to_arrow().to_pylist()[0]["deposits"] == 1
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TimeoutError, match="has not reached segment 999999 of partition 0"):
+            await view.wait_for_offsets_async({0: 999_999}, timeout=0.3)
+        assert 0.3 <= loop.time() - started < 5
+
+
+async def test_the_blocking_wait_refuses_a_running_event_loop(tmp_path):
+    """Called on the loop's thread, the blocking forms would hold up the loop the runner
+    needs until they time out; they refuse at once, naming the form to await."""
+    rt = file_runtime(tmp_path / "store", view_options=FAST)
+    async with rt:
+        r0 = await rt.run(bank.open_account, "v", bank.Open(owner="vi"))
+        view = rt.views.open("balances")
+        with pytest.raises(RuntimeError, match=r"await view\.wait_for_async\(result\)"):
+            view.wait_for(r0, timeout=30)
+        with pytest.raises(RuntimeError, match=r"await view\.wait_for_offsets_async"):
+            view.wait_for_offsets({0: 1}, timeout=30)
+        assert await view.wait_for_async(r0, timeout=30) is view
+
+
+def test_the_blocking_wait_from_a_script(tmp_path):
+    """No loop on this thread (a script; the runtime runs on a thread of its own): ``wait_for``
+    blocks until the runner has folded the write, and times out on a target the view cannot
+    reach; every call runs on the same background loop (no thread and loop per call), which
+    refuses a blocking call from itself."""
+    import queue
+    import threading
+
+    from talix_ray.views.blocking import run_sync
+
+    rt = file_runtime(tmp_path / "store", view_options={"linger": 0.5, "poll_interval": 5.0})
+    results: queue.Queue[Any] = queue.Queue()
+    stop = threading.Event()
+
+    async def serve() -> None:
+        async with rt:
+            results.put(await rt.run(bank.open_account, "s", bank.Open(owner="so")))
+            await asyncio.to_thread(stop.wait, 60)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),))
+    thread.start()
+    try:
+        result = results.get(timeout=60)
+        view = rt.views.open("balances")
+        assert view.wait_for(result, timeout=30) is view
+        assert view.to_arrow().to_pylist()[0]["owner"] == "so"
+        with pytest.raises(TimeoutError, match="has not reached"):
+            view.wait_for_offsets({0: 999_999}, timeout=0.2)
+    finally:
+        stop.set()
+        thread.join(60)
+    first, second = (run_sync(_current_loop()) for _ in range(2))
+    assert first is second
+
+    async def nested() -> asyncio.AbstractEventLoop:  # on the background loop: would hang
+        return run_sync(_current_loop())
+
+    with pytest.raises(RuntimeError, match="would wait for itself"):
+        run_sync(nested())
+
+
+async def _current_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
 
 
 async def test_views_on_s3_are_read_from_settings(s3_server, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
@@ -69,13 +69,6 @@ def _guard(fn: Callable[[], T]) -> T:
     except (SettingsError, TalixError, ValueError) as exc:
         message = " ".join(str(exc).split())  # one line, whatever the terminal's width
         console.print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
-        _exit(2)
-
-
-def _exit(code: int) -> NoReturn:
-    """Leave without running interpreter teardown of native thread pools (see README)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+        raise typer.Exit(2) from exc
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from .common import _exit, _guard, app, console
+from .common import _guard, app, console
 
 
 @app.command("deploy")
@@ -49,7 +49,7 @@ def deploy(
                                          else "EveryNode"))
     if json_out:
         print(json.dumps(config))
-        _exit(0)
+        return
     header = ("# Written by `talix deploy`; deploy it with `serve deploy " + str(out) + "`.\n"
               "# Secrets (S3 keys, JWT secret) are not in here: the nodes' environment or\n"
               "# the instance profile provides them.\n")
@@ -65,4 +65,3 @@ def deploy(
                   f" store {env['TALIX_STORE']}); next: serve deploy {out}")
     if secrets:
         console.print("left out (secrets, set them on the nodes): " + ", ".join(secrets))
-    _exit(0)

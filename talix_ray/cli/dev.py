@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import _exit, _guard, app, console
+from .common import _guard, app, console
 
 DEMO_HELP = ("module:function run against the stack once it answers (uploads, then follows "
              "what it started); '' for none")
@@ -71,7 +71,7 @@ def dev(
         console.print("stopping …")
     finally:
         stack.stop()
-    _exit(code)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -111,7 +111,7 @@ def demo(
     outcome = _guard(lambda: run(session))
     if json_out:
         print(json.dumps(outcome.started))
-    _exit(0 if outcome.done else 1)
+    raise typer.Exit(0 if outcome.done else 1)
 
 
 def _seed(seed: int | None) -> int:
@@ -153,6 +153,5 @@ def s3(
         pass
     finally:
         server.stop()
-    _exit(0)
 
 

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from .common import APP_HELP, _exit, _guard, _load_runtime, _settings, app, console
+from .common import APP_HELP, _guard, _load_runtime, _settings, app, console
 
 
 @app.command("serve")
@@ -39,7 +39,7 @@ def serve_cmd(
         console.print(f"serving on [bold]http://{host}:{port}[/bold] (docs at /docs) with "
                       "the LocalRuntime; Ctrl-C stops")
         uvicorn.run(api, host=host, port=port, log_level="warning")
-        _exit(0)
+        return
     import time
 
     from ray import serve
@@ -66,7 +66,6 @@ def serve_cmd(
             time.sleep(3600)
     except KeyboardInterrupt:
         serve.delete("talix")
-    _exit(0)
 
 
 apikey = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
@@ -98,6 +97,5 @@ def apikey_create(
         console.print("add this entry to the JSON list in TALIX_API_KEYS (or the file in "
                       "TALIX_API_KEYS_FILE):")
         print(json.dumps(record))
-    _exit(0)
 
 

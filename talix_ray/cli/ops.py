@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from .common import APP_HELP, STORE_OPTION, _exit, _guard, _load_runtime, _settings, app, console
+from .common import APP_HELP, STORE_OPTION, _guard, _load_runtime, _settings, app, console
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -41,12 +41,11 @@ def deadletters_list(
     letters = _guard(lambda: asyncio.run(run()))
     if json_out:
         print(json.dumps(letters, default=str))
-        _exit(0)
+        return
     table = Table("key", "action", "attempts", "error", title=f"{len(letters)} dead letter(s)")
     for d in letters:
         table.add_row(str(d["key"]), str(d["action"]), str(d["attempts"]), str(d["error"])[:80])
     console.print(table)
-    _exit(0)
 
 
 @deadletters.command("retry")
@@ -69,11 +68,10 @@ def deadletters_retry(
             except Exception as exc:  # the action failed again: the letter stays
                 console.print(f"[red]the action failed again[/red] ({type(exc).__name__}: "
                               f"{exc}); the dead letter stays")
-                _exit(1)
+                raise typer.Exit(1) from exc
 
     _guard(lambda: asyncio.run(run()))
     console.print(f"retried [bold]{key}[/bold]: done, the dead letter is removed")
-    _exit(0)
 
 
 views_cli = typer.Typer(help="Views: Delta Lake tables projected from the log.",
@@ -94,7 +92,7 @@ def views_list(
     rows = _guard(lambda: asyncio.run(admin.list_views(_settings(store))))
     if json_out:
         print(json.dumps(rows, default=str))
-        _exit(0)
+        return
     table = Table("view", "version", "rows", "lag (segments)", "last commit", "kind",
                   title=f"{len(rows)} view(s)")
     for r in rows:
@@ -103,7 +101,6 @@ def views_list(
         table.add_row(r["view"], str(r["version"]), str(r["rows"]), str(r["lag"]), when,
                       r["description"])
     console.print(table)
-    _exit(0)
 
 
 @views_cli.command("show")
@@ -136,7 +133,6 @@ def views_show(
     for row in data.to_pylist():
         table.add_row(*("" if v is None else str(v) for v in row.values()))
     console.print(table)
-    _exit(0)
 
 
 @views_cli.command("rebuild")
@@ -163,6 +159,5 @@ def views_rebuild(
 
         version = _guard(lambda: asyncio.run(admin.rebuild(settings, the_app, name, progress)))
     console.print(f"rebuilt [bold]{name}[/bold]: table version {version}")
-    _exit(0)
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from .common import STORE_OPTION, _exit, _guard, _settings, app, console
+from .common import STORE_OPTION, _guard, _settings, app, console
 
 if TYPE_CHECKING:
     from rich.console import Group
@@ -60,10 +60,10 @@ def status_cmd(
 
     if json_out and not watch:
         print(read().model_dump_json())
-        _exit(0)
+        return
     if not watch:
         console.print(_tables(read()))
-        _exit(0)
+        return
     from rich.live import Live
 
     try:
@@ -76,4 +76,3 @@ def status_cmd(
                     live.update(_tables(read()), refresh=True)
     except KeyboardInterrupt:
         pass
-    _exit(0)

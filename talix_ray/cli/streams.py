@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
-from .common import STORE_OPTION, _exit, _guard, _settings, app, console
+from .common import STORE_OPTION, _guard, _settings, app, console
 
 if TYPE_CHECKING:
     from ..journal.base import Journal
@@ -74,7 +74,7 @@ def streams_cmd(
     ids, token = _guard(run)
     if json_out:
         print(json.dumps({"store": event_store, "ids": ids, "next_page_token": token}))
-        _exit(0)
+        return
     from rich.table import Table
 
     table = Table("aggregate id", title=f"{event_store}: {len(ids)} stream(s)")
@@ -83,7 +83,6 @@ def streams_cmd(
     console.print(table)
     if token:
         console.print(f"next page: --page-token {token}", soft_wrap=True, highlight=False)
-    _exit(0)
 
 
 @app.command("events")
@@ -124,7 +123,7 @@ def events_cmd(
     if json_out:
         print(json.dumps({"store": event_store, "id": aggregate_id, "events": rows},
                          default=str))
-        _exit(0)
+        return
     from rich.table import Table
 
     table = Table("version", "type", "time", "command id", "payload",
@@ -135,4 +134,3 @@ def events_cmd(
                       str(r["command_id"] or "-"),
                       payload if len(payload) <= 120 else payload[:117] + "...")
     console.print(table)
-    _exit(0)

@@ -17,12 +17,13 @@ from ..model.errors import NotFound
 from ..objectstore import open_store
 from ..settings import Settings
 from . import delta
+from .blocking import run_sync
 from .catalog import ViewCatalog
 from .fold import EVENTS_VIEW, EventsFold, Fold, ProjectionError, ProjectionFold
 from .location import ViewLocation
 from .runner import ViewRunner, ViewSchemaChanged
 from .schema import RowSchema, arrow_schema
-from .view import JournalFactory, View, connect_views, run_sync
+from .view import JournalFactory, View, connect_views
 
 if TYPE_CHECKING:
     import duckdb

@@ -60,8 +60,8 @@ class ViewCatalog:
         if result.partition is None or result.seq is None:
             p = self._journal.partition_of(result.store, result.aggregate_id)
             result = result._replace(partition=p, seq=await self._journal.head(p))
-        async with asyncio.timeout(timeout + 1):
-            await asyncio.gather(*(asyncio.to_thread(self.open(n).wait_for, result, timeout)
+        async with asyncio.timeout(timeout + 1):  # a table read that hangs, too
+            await asyncio.gather(*(self.open(n).wait_for_async(result, timeout)
                                    for n in names))
 
     async def catch_up(self, *views: str, timeout: float = 60.0) -> None:
@@ -71,8 +71,8 @@ class ViewCatalog:
             self.open(name)
         heads = {p: await self._journal.head(p) for p in range(self._journal.partitions)}
         async with asyncio.timeout(timeout + 1):
-            await asyncio.gather(*(asyncio.to_thread(self.open(n).wait_for_offsets, heads,
-                                                     timeout) for n in names))
+            await asyncio.gather(*(self.open(n).wait_for_offsets_async(heads, timeout)
+                                   for n in names))
 
     async def status(self) -> list[dict[str, Any]]:
         """Each view's runner status, offsets and lag in segments."""

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -16,13 +14,14 @@ from ..model.errors import NotFound, ValidationError
 from ..model.names import check_name
 from ..model.store import CommandResult
 from . import delta
+from .blocking import wait_sync
 from .location import ViewLocation
 
 if TYPE_CHECKING:
     import duckdb
 
 JournalFactory = Callable[[], Journal]
-T = TypeVar("T")
+_FIRST_PAUSE, _LAST_PAUSE = 0.01, 0.2  # seconds between checks of a view's offsets
 
 
 class View:
@@ -125,33 +124,55 @@ class View:
         return view
 
     # -- read your writes -------------------------------------------------------------------------
-    def wait_for(self, result: CommandResult, timeout: float = 30.0) -> View:
-        """Block until the view has folded the events of ``result`` (a command's result);
-        returns the view. :class:`TimeoutError` if it has not within ``timeout`` seconds."""
-        partition, seq = _position(result, self._journal)
-        return self.wait_for_offsets({partition: seq}, timeout)
+    async def wait_for_async(self, result: CommandResult, timeout: float = 30.0) -> View:
+        """Wait, without holding up the event loop, until the view has folded the events of
+        ``result`` (a command's result); returns the view. :class:`TimeoutError` if it has
+        not within ``timeout`` seconds."""
+        partition, seq = await _position(result, self._journal)
+        return await self.wait_for_offsets_async({partition: seq}, timeout)
 
-    def wait_for_offsets(self, targets: dict[int, int], timeout: float = 30.0) -> View:
-        """Block until the view's offsets reach ``targets`` (segment seq per partition)."""
-        deadline = time.monotonic() + timeout
-        pause = 0.01
-        while True:
-            try:
-                table = delta.load(self.uri, self.location.storage_options)
-                if all((table.transaction_version(delta.app_id(self.name, p)) or 0) >= seq
-                       for p, seq in targets.items()):
-                    return self
-            except NotFound:
-                pass  # the runner has not created the table yet
-            if time.monotonic() > deadline:
+    async def wait_for_offsets_async(self, targets: dict[int, int],
+                                      timeout: float = 30.0) -> View:
+        """Wait until the view's offsets reach ``targets`` (segment seq per partition),
+        checking its table (on a worker thread) with a growing pause, 10 ms to 200 ms."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pause = _FIRST_PAUSE
+        while not await asyncio.to_thread(self._has_reached, targets):
+            left = deadline - loop.time()
+            if left <= 0:
                 behind = ", ".join(f"segment {s} of partition {p}" for p, s in targets.items())
                 raise TimeoutError(f"view {self.name} has not reached {behind} within "
                                    f"{timeout}s")
-            time.sleep(pause)
-            pause = min(pause * 2, 0.2)
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, _LAST_PAUSE)
+        return self
+
+    def wait_for(self, result: CommandResult, timeout: float = 30.0) -> View:
+        """:meth:`wait_for_async` for blocking code (a script); on a thread running an event
+        loop (a coroutine, a notebook cell) it raises :class:`RuntimeError`: await
+        :meth:`wait_for_async` there."""
+        return wait_sync(self.wait_for_async(result, timeout), what="View.wait_for",
+                         instead="await view.wait_for_async(result)")
+
+    def wait_for_offsets(self, targets: dict[int, int], timeout: float = 30.0) -> View:
+        """:meth:`wait_for_offsets_async` for blocking code (refused on an event loop's
+        thread, as :meth:`wait_for`)."""
+        return wait_sync(self.wait_for_offsets_async(targets, timeout),
+                         what="View.wait_for_offsets",
+                         instead="await view.wait_for_offsets_async(targets)")
+
+    def _has_reached(self, targets: dict[int, int]) -> bool:
+        """Whether the table's committed offsets reach ``targets`` (blocking: reads it)."""
+        try:
+            table = delta.load(self.uri, self.location.storage_options)
+        except NotFound:
+            return False  # the runner has not created the table yet
+        return all((table.transaction_version(delta.app_id(self.name, p)) or 0) >= seq
+                   for p, seq in targets.items())
 
 
-def _position(result: CommandResult, journal: JournalFactory | None) -> tuple[int, int]:
+async def _position(result: CommandResult, journal: JournalFactory | None) -> tuple[int, int]:
     """``(partition, segment seq)`` a view must reach to include ``result``."""
     if not isinstance(result, CommandResult):
         raise ValidationError("wait_for takes the CommandResult of runtime.run(...)")
@@ -162,14 +183,7 @@ def _position(result: CommandResult, journal: JournalFactory | None) -> tuple[in
                               "id); open the view from its runtime or settings to wait for it")
     j = journal()
     partition = j.partition_of(result.store, result.aggregate_id)
-    return partition, int(run_sync(j.head(partition)))
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to its end from blocking code, also inside a running event loop (on a
-    thread of its own)."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+    return partition, int(await j.head(partition))
 
 
 def connect_views(views: Iterable[View],
