@@ -46,4 +46,3 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     asyncio.run(main(args[0], args[1] if len(args) > 1 else None,
                      int(args[2]) if len(args) > 2 else 0))
-    os._exit(0)
