@@ -16,7 +16,7 @@ DEMO_HELP = ("module:function run against the stack once it answers (uploads, th
 def dev(
     once: bool = typer.Option(False, "--once", help="exit when the demo is done (for tests "
                               "and CI)"),
-    count: int = typer.Option(12, min=0, max=10_000, help="what the demo uploads (the "
+    count: int = typer.Option(12, min=0, max=10_000, help="how many items the demo uploads (the "
                               "example: generated receipts)"),
     seed: int = typer.Option(None, help="the demo's seed (default: a new one each run)"),
     port: int = typer.Option(8000, help="HTTP port on 127.0.0.1"),
@@ -76,7 +76,7 @@ def dev(
 
 @app.command()
 def demo(
-    count: int = typer.Option(8, min=1, max=10_000, help="what the demo uploads (the "
+    count: int = typer.Option(8, min=1, max=10_000, help="how many items the demo uploads (the "
                               "example: generated receipts)"),
     seed: int = typer.Option(None, help="the demo's seed (default: a new one each run)"),
     url: str = typer.Option("http://127.0.0.1:8000", help="the running API"),
