@@ -123,8 +123,11 @@ class RayRuntime(RoutedRuntime):
         assert self.app is not None
         observe_as(self.app_name)  # this driver's (or Serve replica's) metrics and logs
         self._init_ray()
+        # the store is shared with the files (registered at create()): closing the log on
+        # stop must leave it open for them, and for a start again
         journal = ObjectStoreJournal(self._object_store(), partitions=self._partitions, owned=[],
-                                     policy=self.policy, poll_interval=self.poll_interval)
+                                     policy=self.policy, poll_interval=self.poll_interval,
+                                     own_store=False)
         await journal.open()
         self._journal = journal
         spec = self.spec = self._app_spec(journal.partitions)
