@@ -137,6 +137,27 @@ def test_no_import_cycle(level):
     assert _cycle(graph) is None, f"import cycle: {' -> '.join(_cycle(graph) or [])}"
 
 
+# DESIGN §2, bottom to top: a package imports only packages below it (or itself)
+LAYERS = ("talix_ray.model", "talix_ray.objectstore", "talix_ray.journal", "talix_ray.views",
+          "talix_ray.engine", "talix_ray.runtime.ray", "talix_ray.serve")
+
+
+def _upward(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """The imports of ``edges`` from a layer of DESIGN §2 into a layer above it."""
+    return sorted((module, target) for module, targets in edges.items() for target in targets
+                  if _package(module) in LAYERS and _package(target) in LAYERS
+                  and LAYERS.index(_package(target)) > LAYERS.index(_package(module)))
+
+
+def test_layers_import_only_the_layers_below_them():
+    """Not only no cycle: an import into a higher layer that closes no cycle (the views
+    importing the engine, which imports them only inside functions) is refused too."""
+    found = _upward({m: EAGER.get(m, set()) | LAZY.get(m, set()) for m in {*EAGER, *LAZY}})
+    assert not found, f"imports into a higher layer: {found}"
+    assert _upward({"talix_ray.views.schema": {"talix_ray.engine.app"}}) == [
+        ("talix_ray.views.schema", "talix_ray.engine.app")]
+
+
 def test_imports_inside_functions_only_defer_optional_parts():
     """An import inside a function is for an optional extra (views, Ray, OCR) or in the top
     layer (the CLI starts fast); anything else would hide a cycle."""
