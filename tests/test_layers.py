@@ -282,3 +282,40 @@ def _env() -> dict[str, str]:
     import os
 
     return {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+RAY_VIEWS_WITHOUT_EXTRA = textwrap.dedent("""
+    import sys
+    for name in ("pyarrow", "deltalake", "duckdb"):
+        sys.modules[name] = None
+    import asyncio, tempfile
+    import ray
+    from talix_ray import ConfigurationError
+    from talix_ray.runtime.ray import RayRuntime
+    from tests.views_domain import service
+
+    async def main():
+        rt = RayRuntime("file://" + tempfile.mkdtemp(), app="noviews", partitions=1,
+                        shards=1, dispatch=False,
+                        ray_init={"address": "local", "num_cpus": 1}).add(service)
+        try:
+            await rt.start()
+        except ConfigurationError as exc:
+            print("error:", exc)
+        print("ray started:", ray.is_initialized())
+        if ray.is_initialized():
+            ray.shutdown()
+    asyncio.run(main())
+""")
+
+
+def test_a_ray_runtime_without_the_views_extra_fails_before_starting_ray(tmp_path):
+    """Projections declared, the views extra missing: the RayRuntime says which extra to
+    install before it starts a local Ray (which its failed start would leave running)."""
+    script = tmp_path / "ray_views_without.py"
+    script.write_text(RAY_VIEWS_WITHOUT_EXTRA)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, env=_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "pip install 'talix-ray[views]'" in done.stdout, done.stdout
+    assert "ray started: False" in done.stdout, done.stdout
