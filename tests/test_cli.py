@@ -107,6 +107,26 @@ async def test_views_list_show_and_rebuild(tmp_path):
         assert "Traceback" not in r.stdout + r.stderr
 
 
+def test_a_demo_of_the_current_directory_imports_from_the_installed_command(tmp_path):
+    """``--demo mydemo:run`` finds a module of the current directory, as ``--app`` does, also
+    from the installed ``talix`` script (whose sys.path has its own directory, not the
+    current one, unlike ``python -m``)."""
+    (tmp_path / "mydemo.py").write_text(
+        "from talix_ray.dev.demo import DemoOutcome\n"
+        "def run(session):\n"
+        "    print('my demo ran', session.count)\n"
+        "    return DemoOutcome(True, {'a': 'b'})\n")
+    (tmp_path / "key").write_text("a-key")
+    script = Path(sys.executable).parent / "talix"
+    r = subprocess.run([str(script), "demo", "--demo", "mydemo:run", "--key-file", "key",
+                        "--count", "3", "--url", "http://127.0.0.1:9"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120,
+                       env={"PATH": str(Path(sys.executable).parent), "COLUMNS": "200",
+                            "RAY_USAGE_STATS_ENABLED": "0"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "my demo ran 3" in r.stdout
+
+
 def test_dev_and_demo_name_their_demo(tmp_path):
     """The demo is a parameter (``--demo module:function``), checked before anything starts:
     a bad one is one line and exit 2, and no stack was started for it."""

@@ -137,6 +137,27 @@ def test_no_import_cycle(level):
     assert _cycle(graph) is None, f"import cycle: {' -> '.join(_cycle(graph) or [])}"
 
 
+# DESIGN §2, bottom to top: a package imports only packages below it (or itself)
+LAYERS = ("talix_ray.model", "talix_ray.objectstore", "talix_ray.journal", "talix_ray.views",
+          "talix_ray.engine", "talix_ray.runtime.ray", "talix_ray.serve")
+
+
+def _upward(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """The imports of ``edges`` from a layer of DESIGN §2 into a layer above it."""
+    return sorted((module, target) for module, targets in edges.items() for target in targets
+                  if _package(module) in LAYERS and _package(target) in LAYERS
+                  and LAYERS.index(_package(target)) > LAYERS.index(_package(module)))
+
+
+def test_layers_import_only_the_layers_below_them():
+    """Not only no cycle: an import into a higher layer that closes no cycle (the views
+    importing the engine, which imports them only inside functions) is refused too."""
+    found = _upward({m: EAGER.get(m, set()) | LAZY.get(m, set()) for m in {*EAGER, *LAZY}})
+    assert not found, f"imports into a higher layer: {found}"
+    assert _upward({"talix_ray.views.schema": {"talix_ray.engine.app"}}) == [
+        ("talix_ray.views.schema", "talix_ray.engine.app")]
+
+
 def test_imports_inside_functions_only_defer_optional_parts():
     """An import inside a function is for an optional extra (views, Ray, OCR) or in the top
     layer (the CLI starts fast); anything else would hide a cycle."""
@@ -261,3 +282,40 @@ def _env() -> dict[str, str]:
     import os
 
     return {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+RAY_VIEWS_WITHOUT_EXTRA = textwrap.dedent("""
+    import sys
+    for name in ("pyarrow", "deltalake", "duckdb"):
+        sys.modules[name] = None
+    import asyncio, tempfile
+    import ray
+    from talix_ray import ConfigurationError
+    from talix_ray.runtime.ray import RayRuntime
+    from tests.views_domain import service
+
+    async def main():
+        rt = RayRuntime("file://" + tempfile.mkdtemp(), app="noviews", partitions=1,
+                        shards=1, dispatch=False,
+                        ray_init={"address": "local", "num_cpus": 1}).add(service)
+        try:
+            await rt.start()
+        except ConfigurationError as exc:
+            print("error:", exc)
+        print("ray started:", ray.is_initialized())
+        if ray.is_initialized():
+            ray.shutdown()
+    asyncio.run(main())
+""")
+
+
+def test_a_ray_runtime_without_the_views_extra_fails_before_starting_ray(tmp_path):
+    """Projections declared, the views extra missing: the RayRuntime says which extra to
+    install before it starts a local Ray (which its failed start would leave running)."""
+    script = tmp_path / "ray_views_without.py"
+    script.write_text(RAY_VIEWS_WITHOUT_EXTRA)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, env=_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "pip install 'talix-ray[views]'" in done.stdout, done.stdout
+    assert "ray started: False" in done.stdout, done.stdout

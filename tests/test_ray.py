@@ -16,7 +16,7 @@ import pytest
 
 from talix_ray import ConfigurationError
 
-from .domain import Add, ledger
+from .domain import Add, Book, book, ledger
 from .ray_domain import heavy, heavy_add, service
 from .waiting import eventually
 
@@ -218,3 +218,19 @@ async def test_stopping_logs_what_it_could_not_stop(ray_session, caplog):
         assert f"actor {name} did not hang within 0.5s" in warnings[1]
     finally:
         ray.kill(actor, no_restart=True)
+
+
+async def test_a_stopped_ray_runtime_keeps_its_files_and_starts_again(ray_runtime):
+    """The driver's store connection serves the files and the log: stopping (which closes
+    the log) leaves the files readable, and the same runtime starts again on a working store."""
+    from talix_ray import FileStorage
+
+    rt = ray_runtime(dispatch=False)
+    files = rt.get(FileStorage)
+    async with rt:
+        key = await files.put(b"kept", "text/plain")
+        await rt.run(book, "s1", Book(source="a", amount=1))
+    assert await files.get(key) == b"kept"
+    async with rt:
+        r = await rt.run(book, "s1", Book(source="b", amount=2))
+        assert r.version == 2

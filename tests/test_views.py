@@ -110,6 +110,19 @@ def test_row_models_become_arrow_schemas():
     assert s.field("blob").type == pa.string()  # JSON text
 
 
+def test_a_dict_field_with_unhashable_metadata_inside_is_still_json():
+    """A row field whose annotation cannot be hashed (``Annotated`` metadata that is a dict,
+    inside ``dict[...]``) is stored as JSON text, as any dict is: its type is found by
+    identity, not by a dict look-up that would raise ``TypeError``."""
+    from typing import Annotated
+
+    class Tagged(BaseModel):
+        id: str
+        extra: dict[str, Annotated[int, {"unit": "kg"}]]
+
+    assert arrow_schema(Tagged, key="id").field("extra").type == pa.string()
+
+
 def test_unsupported_row_fields_and_bad_declarations_are_refused():
     class Bad(BaseModel):
         id: str

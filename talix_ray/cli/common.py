@@ -43,8 +43,7 @@ def _load_runtime(app_ref: str, settings: Settings) -> Runtime:
     from ..model.errors import NotFound
     from ..shared.refs import import_ref
 
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    _cwd_importable()
     target = import_ref(app_ref, option="--app", default_attribute="runtime")
     runtime = target(settings) if callable(target) and not isinstance(target, Runtime) \
         else target
@@ -53,6 +52,13 @@ def _load_runtime(app_ref: str, settings: Settings) -> Runtime:
     if runtime.app is None:
         runtime.create()
     return runtime
+
+
+def _cwd_importable() -> None:
+    """Let modules of the current directory import (``--app``, ``--demo``), as with
+    ``python -m``: the installed ``talix`` script's path has its own directory instead."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 def _guard(fn: Callable[[], T]) -> T:

@@ -66,8 +66,9 @@ def arrow_type(tp: Any, info: FieldInfo | None = None, where: str = "") -> pa.Da
         return arrow_type(typing.get_args(tp)[0], info, where)
     if tp is Decimal:
         return _decimal_type(info)
-    if tp in _SCALARS:
-        return _SCALARS[tp]
+    scalar = next((arrow for t, arrow in _SCALARS.items() if t is tp), None)
+    if scalar is not None:  # by identity, as before: an annotation may not be hashable
+        return scalar
     found = _enumerated_type(tp, origin)
     if found is not None:
         return found
@@ -79,7 +80,7 @@ def arrow_type(tp: Any, info: FieldInfo | None = None, where: str = "") -> pa.Da
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return pa.struct([pa.field(n, arrow_type(f.annotation, f, f"{where}.{n}"),
                                    nullable=True) for n, f in tp.model_fields.items()])
-    if tp in _AS_JSON or origin is dict:
+    if any(tp is t for t in _AS_JSON) or origin is dict:
         return pa.string()
     raise ConfigurationError(f"{where}: no Delta Lake type for {tp!r}; use str, int, float, "
                              "bool, Decimal, date, datetime, an enum or Literal, list[...], a "

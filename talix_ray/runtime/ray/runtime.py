@@ -122,12 +122,16 @@ class RayRuntime(RoutedRuntime):
     async def _start(self) -> None:
         assert self.app is not None
         observe_as(self.app_name)  # this driver's (or Serve replica's) metrics and logs
+        views = self._view_names()  # a missing views extra fails before Ray is started
         self._init_ray()
+        # the store is shared with the files (registered at create()): closing the log on
+        # stop must leave it open for them, and for a start again
         journal = ObjectStoreJournal(self._object_store(), partitions=self._partitions, owned=[],
-                                     policy=self.policy, poll_interval=self.poll_interval)
+                                     policy=self.policy, poll_interval=self.poll_interval,
+                                     own_store=False)
         await journal.open()
         self._journal = journal
-        spec = self.spec = self._app_spec(journal.partitions)
+        spec = self.spec = self._app_spec(journal.partitions, views)
         self.router = Router(spec, entity_actor=actor_class(EntityActor))
         opts = spec.long_lived_options()
         handles = [actor_class(ShardActor).options(name=spec.shard_name(i), **opts)
@@ -151,7 +155,7 @@ class RayRuntime(RoutedRuntime):
             init_local_ray(self._ray_dir, namespace=self.namespace, **self.ray_init)
         self._owns_ray = True
 
-    def _app_spec(self, partitions: int) -> AppSpec:
+    def _app_spec(self, partitions: int, views: list[str]) -> AppSpec:
         """What every actor, task and replica of the application is built from."""
         user_regs = [(k, v) for k, v in self.registry.items().items()
                      if not isinstance(v, ObjectStoreFileStorage)]
@@ -166,7 +170,7 @@ class RayRuntime(RoutedRuntime):
             policy=self.policy, idle_timeout=self.idle_timeout,
             actor_options=self.actor_options, poll_interval=self.poll_interval,
             remember_commands=self.remember_commands, executors=self.executors,
-            views=self._view_names())
+            views=views)
 
     def _view_names(self) -> list[str]:
         """The views to run: none, or the built-in ``events`` view and each projection."""
