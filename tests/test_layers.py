@@ -297,7 +297,7 @@ RAY_VIEWS_WITHOUT_EXTRA = textwrap.dedent("""
     async def main():
         rt = RayRuntime("file://" + tempfile.mkdtemp(), app="noviews", partitions=1,
                         shards=1, dispatch=False,
-                        ray_init={"address": "local", "num_cpus": 1}).add(service)
+                        ray_init={"num_cpus": 1}).add(service)
         try:
             await rt.start()
         except ConfigurationError as exc:
@@ -314,8 +314,12 @@ def test_a_ray_runtime_without_the_views_extra_fails_before_starting_ray(tmp_pat
     install before it starts a local Ray (which its failed start would leave running)."""
     script = tmp_path / "ray_views_without.py"
     script.write_text(RAY_VIEWS_WITHOUT_EXTRA)
+    # were it to start one, a talix-ray local Ray (loopback, a token in tmp_path), not the
+    # session's and not one with Ray's defaults
+    env = {k: v for k, v in _env().items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH"))}
+    env["TALIX_DATA_DIR"] = str(tmp_path / "data")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT, env=_env())
+                          timeout=120, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "pip install 'talix-ray[views]'" in done.stdout, done.stdout
     assert "ray started: False" in done.stdout, done.stdout
