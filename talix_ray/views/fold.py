@@ -10,13 +10,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pyarrow as pa
 from pydantic import BaseModel
 
 from ..model.errors import ConfigurationError, TalixError
 from ..model.events import Event, StoredEvent
 from ..model.projection import Projection
+from .jsoncol import json_strings
 from .schema import RowSchema
 
 EVENTS_VIEW = "events"
@@ -92,15 +92,14 @@ class EventsFold(Fold):
         return not store.startswith(self._prefix)
 
     def facts(self, records: Sequence[StoredEvent]) -> pa.Table:
-        dumps = orjson.dumps  # bytes: Arrow takes them as UTF-8 strings without a decode
         cols = [[r.store for r in records], [r.aggregate_id for r in records],
                 [r.version for r in records], [r.type for r in records],
                 [r.schema_version for r in records], [r.timestamp_us for r in records],
-                [r.command_id for r in records], [dumps(r.payload) for r in records],
-                [None if r.metadata is None else dumps(r.metadata) for r in records]]
-        return pa.Table.from_arrays(
-            [pa.array(c, type=f.type) for c, f in zip(cols, self.schema, strict=True)],
-            schema=self.schema)
+                [r.command_id for r in records]]
+        arrays = [pa.array(c, type=f.type) for c, f in zip(cols, self.schema, strict=False)]
+        arrays.append(json_strings([r.payload for r in records]))
+        arrays.append(json_strings([r.metadata for r in records], nullable=True))
+        return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
 class ProjectionFold(Fold):
