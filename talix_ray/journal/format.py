@@ -228,32 +228,29 @@ def decode_segment_columns(key: str, body: bytes) -> SegmentColumns:
             cols = SegmentColumns(int(obj["p"]), int(obj["seq"]))
             stores, aggs, versions, cids = (cols.store, cols.aggregate_id, cols.version,
                                             cols.command_id)
-            types, payloads, stamps = cols.type, cols.payload, cols.timestamp_us
-            svs, metas = cols.schema_version, cols.metadata
+            records: list[Any] = []
             for c in obj["commits"]:
-                store, agg, x, cid = c["s"], c["a"], c["x"], c.get("c")
+                store, agg, x, cid, raw = c["s"], c["a"], c["x"], c.get("c"), c["e"]
                 if type(x) is not int:
                     x = int(x)
-                n = 0
-                for d in c["e"]:  # as decode_events reads each record
-                    ts = d["ts"]
-                    if len(d) == 3:
-                        sv, m = 1, None
-                    else:
-                        sv, m = d.get("sv", 1), d.get("m")
-                        if type(sv) is not int:
-                            sv = int(sv)
-                    types.append(d["t"])
-                    payloads.append(d["p"])
-                    stamps.append(ts if type(ts) is int else int(ts))
-                    svs.append(sv)
-                    metas.append(m)
-                    n += 1
+                n = len(raw)
                 if n:
+                    records += raw
                     stores += [store] * n
                     aggs += [agg] * n
                     cids += [cid] * n
                     versions += range(x + 1, x + 1 + n)
+            # each event record as decode_events reads it: type, payload and timestamp
+            # required, schema version (default 1) and metadata optional, numbers as ints
+            stamps = [d["ts"] for d in records]
+            cols.type = [d["t"] for d in records]
+            cols.payload = [d["p"] for d in records]
+            svs = [d.get("sv", 1) for d in records]
+            cols.metadata = [d.get("m") for d in records]
+            cols.timestamp_us = stamps if all(type(t) is int for t in stamps) else \
+                [t if type(t) is int else int(t) for t in stamps]
+            cols.schema_version = svs if all(type(v) is int for v in svs) else \
+                [v if type(v) is int else int(v) for v in svs]
             int(obj["epoch"]), str(obj["batch"])  # present and well typed, as decode_segment
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptObject(f"{key}: damaged segment ({exc!r})") from None

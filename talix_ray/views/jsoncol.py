@@ -11,7 +11,6 @@ offsets (the same strings ``pa.array`` would build from the same bytes).
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
 from itertools import accumulate
 from typing import Any
 
@@ -22,7 +21,7 @@ _CHUNK = 256  # values serialized before they are joined (their buffers freed)
 _MAX_DATA = 2**31 - 1  # what a ``string`` column's int32 offsets can address
 
 
-def json_strings(values: Sequence[Any], *,
+def json_strings(values: list[Any], *,
                  nullable: bool = False) -> pa.Array | pa.ChunkedArray:
     """``values`` as compact JSON (``orjson.dumps``) in a ``string`` array; with
     ``nullable``, a ``None`` value is a null (not the JSON ``null``)."""
@@ -31,9 +30,10 @@ def json_strings(values: Sequence[Any], *,
     lengths: list[int] = []
     data: list[bytes] = []
     valid: list[bool] | None = None
-    if nullable and any(v is None for v in values):
-        if all(v is None for v in values):
-            return pa.nulls(n, pa.string())
+    nulls = values.count(None) if nullable else 0
+    if nulls == n and n:
+        return pa.nulls(n, pa.string())
+    if nulls:
         valid = [v is not None for v in values]
     for i in range(0, n, _CHUNK):
         chunk = values[i:i + _CHUNK]
