@@ -20,7 +20,6 @@ from ..objectstore import (
     ObjectNotFound,
     ObjectStore,
     PreconditionFailed,
-    StoredObject,
 )
 from . import format as fmt
 from . import table as tb
@@ -343,7 +342,8 @@ class ObjectStoreJournal(Journal):
             want = min(limit - len(out), 64)
             n = min(max(known - seq + 1, 0), want) or min(probe, want)
             keys = [fmt.segment_key(partition, s) for s in range(seq, seq + n)]
-            bodies = await asyncio.gather(*(self._get_segment(k) for k in keys))
+            bodies = await with_retries("get segments",
+                                       functools.partial(self.store.get_many, keys))
             for k, obj in zip(keys, bodies, strict=True):
                 if obj is None:
                     return out  # not there (yet): stop at what is contiguous
@@ -353,12 +353,6 @@ class ObjectStoreJournal(Journal):
             self._heads[partition] = max(self._heads.get(partition, 0), seq - 1)
             probe = min(probe * 4, 64)
         return out
-
-    async def _get_segment(self, key: str) -> StoredObject | None:
-        try:
-            return await with_retries("get segment", lambda: self.store.get(key))
-        except ObjectNotFound:
-            return None
 
     def _cached_segment(self, partition: int, seq: int) -> Segment | None:
         """A cached segment (decoded anew if it is kept as stored)."""
