@@ -40,6 +40,15 @@ async def test_get_missing_and_delete(object_store):
     await object_store.create("gone", b"again")  # the key is free again
 
 
+async def test_get_many_is_get_key_by_key(object_store):
+    etags = {k: await object_store.create(k, k.encode() * 3) for k in ("m/1", "m/2", "m/4")}
+    keys = ["m/4", "m/3", "m/1", "m/2", "m/" + "x" * 300, "m/1"]
+    got = await object_store.get_many(keys)
+    assert [None if o is None else (o.body, o.etag) for o in got] == \
+        [None if k not in etags else (k.encode() * 3, etags[k]) for k in keys]
+    assert await object_store.get_many([]) == []
+
+
 async def test_list_with_prefix_start_after_delimiter_and_pages(object_store):
     # The journal relies on byte order only within one folder level (fixed-width names);
     # across levels SeaweedFS lists folder by folder, so only the set is checked there.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..model.events import StoredEvent
@@ -42,6 +42,37 @@ class Segment:
     partition: int
     seq: int
     commits: tuple[Commit, ...]
+
+
+@dataclass(slots=True)
+class SegmentColumns:
+    """One segment's events column by column, in log order: one list per field of
+    :class:`~talix_ray.model.events.StoredEvent`, in its order. For readers that want
+    columns, without an object per event."""
+
+    partition: int
+    seq: int
+    store: list[str] = field(default_factory=list)
+    aggregate_id: list[str] = field(default_factory=list)
+    version: list[int] = field(default_factory=list)
+    type: list[str] = field(default_factory=list)
+    payload: list[Any] = field(default_factory=list)
+    timestamp_us: list[int] = field(default_factory=list)
+    command_id: list[str | None] = field(default_factory=list)
+    schema_version: list[int] = field(default_factory=list)
+    metadata: list[Any] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.version)
+
+    @classmethod
+    def of(cls, segment: Segment) -> SegmentColumns:
+        """The columns of a decoded segment."""
+        events = [e for c in segment.commits for e in c.events]
+        if not events:
+            return cls(segment.partition, segment.seq)
+        return cls(segment.partition, segment.seq,
+                   *(list(col) for col in zip(*events, strict=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +168,13 @@ class Journal(ABC):
     async def read_segments(self, partition: int, after_seq: int,
                             limit: int = 100) -> list[Segment]:
         """Segments of ``partition`` with seq > ``after_seq``, in order."""
+
+    async def read_segment_columns(self, partition: int, after_seq: int,
+                                   limit: int = 100) -> list[SegmentColumns]:
+        """:meth:`read_segments`, each segment's events as columns (a journal that stores
+        segments decodes them straight into columns)."""
+        return [SegmentColumns.of(s)
+                for s in await self.read_segments(partition, after_seq, limit)]
 
     @abstractmethod
     async def wait_for_segment(self, partition: int, after_seq: int, timeout: float) -> bool:

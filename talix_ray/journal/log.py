@@ -20,11 +20,10 @@ from ..objectstore import (
     ObjectNotFound,
     ObjectStore,
     PreconditionFailed,
-    StoredObject,
 )
 from . import format as fmt
 from . import table as tb
-from .base import Commit, Journal, Segment, Snapshot
+from .base import Commit, Journal, Segment, SegmentColumns, Snapshot
 from .index import (
     BlockCache,
     IndexReader,
@@ -42,6 +41,7 @@ log = logging.getLogger("talix.journal")
 
 DEFAULT_PARTITIONS = 4
 T = TypeVar("T")
+S = TypeVar("S")  # what a segment is read as: a Segment or its columns
 Lookup = Callable[[IndexReader, Sources], Awaitable[T]]  # a read of one partition's index
 
 
@@ -309,10 +309,23 @@ class ObjectStoreJournal(Journal):
 
     async def read_segments(self, partition: int, after_seq: int,
                             limit: int = 100) -> list[Segment]:
-        out: list[Segment] = []
+        return await self._read_segments(partition, after_seq, limit, self._cached_segment,
+                                         lambda k, body: fmt.decode_segment(k, body).segment)
+
+    async def read_segment_columns(self, partition: int, after_seq: int,
+                                   limit: int = 100) -> list[SegmentColumns]:
+        return await self._read_segments(partition, after_seq, limit, self._cached_columns,
+                                         fmt.decode_segment_columns)
+
+    async def _read_segments(self, partition: int, after_seq: int, limit: int,
+                             cached: Callable[[int, int], S | None],
+                             decode: Callable[[str, bytes], S]) -> list[S]:
+        """Up to ``limit`` segments after ``after_seq``, from the cache or storage, each
+        made by ``cached`` (from the cache) or ``decode`` (from a stored body)."""
+        out: list[S] = []
         seq = after_seq + 1
         while len(out) < limit:
-            seg = self._cached_segment(partition, seq)
+            seg = cached(partition, seq)
             if seg is None:
                 break
             out.append(seg)
@@ -329,23 +342,17 @@ class ObjectStoreJournal(Journal):
             want = min(limit - len(out), 64)
             n = min(max(known - seq + 1, 0), want) or min(probe, want)
             keys = [fmt.segment_key(partition, s) for s in range(seq, seq + n)]
-            bodies = await asyncio.gather(*(self._get_segment(k) for k in keys))
+            bodies = await with_retries("get segments",
+                                       functools.partial(self.store.get_many, keys))
             for k, obj in zip(keys, bodies, strict=True):
                 if obj is None:
                     return out  # not there (yet): stop at what is contiguous
-                rec = fmt.decode_segment(k, obj.body)  # CorruptObject unless it is this one
-                out.append(rec.segment)
+                out.append(decode(k, obj.body))  # CorruptObject unless it is this one
                 self._cache_segment(partition, seq, obj.body, len(obj.body))
                 seq += 1
             self._heads[partition] = max(self._heads.get(partition, 0), seq - 1)
             probe = min(probe * 4, 64)
         return out
-
-    async def _get_segment(self, key: str) -> StoredObject | None:
-        try:
-            return await with_retries("get segment", lambda: self.store.get(key))
-        except ObjectNotFound:
-            return None
 
     def _cached_segment(self, partition: int, seq: int) -> Segment | None:
         """A cached segment (decoded anew if it is kept as stored)."""
@@ -356,6 +363,16 @@ class ObjectStoreJournal(Journal):
         if isinstance(seg, bytes):
             return fmt.decode_segment(fmt.segment_key(partition, seq), seg).segment
         return seg
+
+    def _cached_columns(self, partition: int, seq: int) -> SegmentColumns | None:
+        """A cached segment's columns (decoded anew if it is kept as stored)."""
+        hit = self._segments.get((partition, seq))
+        if hit is None:
+            return None
+        seg = hit[0]
+        if isinstance(seg, bytes):
+            return fmt.decode_segment_columns(fmt.segment_key(partition, seq), seg)
+        return SegmentColumns.of(seg)
 
     def _cache_segment(self, partition: int, seq: int, segment: Segment | bytes,
                        size: int) -> None:

@@ -6,7 +6,9 @@ atomic primitives the journal is built on (DESIGN §3).
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -91,6 +93,16 @@ class ObjectStore(ABC):
     @abstractmethod
     async def get(self, key: str) -> StoredObject:
         """The object under ``key``; :class:`ObjectNotFound` otherwise."""
+
+    async def get_many(self, keys: Sequence[str]) -> list[StoredObject | None]:
+        """The objects under ``keys``, in order, ``None`` for each one absent: concurrent
+        GETs (a backend may read them in one go)."""
+        async def one(key: str) -> StoredObject | None:
+            try:
+                return await self.get(key)
+            except ObjectNotFound:
+                return None
+        return list(await asyncio.gather(*(one(k) for k in keys)))
 
     async def get_range(self, key: str, start: int, length: int) -> bytes:
         """``length`` bytes of the object under ``key`` from offset ``start`` (fewer at its

@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from .base import (
@@ -214,6 +215,19 @@ class LocalObjectStore(ObjectStore):
 
     async def get(self, key: str) -> StoredObject:
         return await asyncio.to_thread(self._get, key)
+
+    def _get_many(self, keys: Sequence[str]) -> list[StoredObject | None]:
+        out: list[StoredObject | None] = []
+        for key in keys:
+            try:
+                out.append(self._get(key))
+            except ObjectNotFound:
+                out.append(None)
+        return out
+
+    async def get_many(self, keys: Sequence[str]) -> list[StoredObject | None]:
+        # one thread reads them all: a file read is quick, a hop to a thread is not
+        return await asyncio.to_thread(self._get_many, keys)
 
     async def get_range(self, key: str, start: int, length: int) -> bytes:
         return await asyncio.to_thread(self._get_range, key, start, length)

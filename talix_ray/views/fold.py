@@ -10,13 +10,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pyarrow as pa
 from pydantic import BaseModel
 
+from ..journal.base import SegmentColumns
 from ..model.errors import ConfigurationError, TalixError
 from ..model.events import Event, StoredEvent
 from ..model.projection import Projection
+from .jsoncol import json_strings
 from .schema import RowSchema
 
 EVENTS_VIEW = "events"
@@ -64,6 +65,13 @@ class Fold:
         """The rows a fact view appends for ``records`` (in log order)."""
         raise NotImplementedError
 
+    columnar = False  # whether the view takes segments as columns (``column_facts``)
+
+    def column_facts(self, segments: Sequence[SegmentColumns]) -> pa.Table:
+        """The rows a fact view appends for the events of ``segments`` (in log order): the
+        rows of :meth:`facts` for the same events."""
+        raise NotImplementedError
+
 
 class EventsFold(Fold):
     """The built-in ``events`` fact view: one row per event of every user store."""
@@ -88,19 +96,39 @@ class EventsFold(Fold):
     def wants(self, record: StoredEvent) -> bool:
         return not record.store.startswith(self._prefix)
 
-    def wants_store(self, store: str) -> bool | None:
+    def wants_store(self, store: str) -> bool:
         return not store.startswith(self._prefix)
 
     def facts(self, records: Sequence[StoredEvent]) -> pa.Table:
-        dumps = orjson.dumps  # bytes: Arrow takes them as UTF-8 strings without a decode
         cols = [[r.store for r in records], [r.aggregate_id for r in records],
                 [r.version for r in records], [r.type for r in records],
                 [r.schema_version for r in records], [r.timestamp_us for r in records],
-                [r.command_id for r in records], [dumps(r.payload) for r in records],
-                [None if r.metadata is None else dumps(r.metadata) for r in records]]
-        return pa.Table.from_arrays(
-            [pa.array(c, type=f.type) for c, f in zip(cols, self.schema, strict=True)],
-            schema=self.schema)
+                [r.command_id for r in records]]
+        arrays = [pa.array(c, type=f.type) for c, f in zip(cols, self.schema, strict=False)]
+        arrays.append(json_strings([r.payload for r in records]))
+        arrays.append(json_strings([r.metadata for r in records], nullable=True))
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    columnar = True
+
+    def column_facts(self, segments: Sequence[SegmentColumns]) -> pa.Table:
+        names = ("store", "aggregate_id", "version", "type", "schema_version", "timestamp_us",
+                 "command_id", "payload", "metadata")  # the schema's order
+        cols: list[list[Any]] = [[] for _ in names]
+        wanted: dict[str, bool] = {}
+        for seg in segments:
+            stores = set(seg.store)
+            for st in stores - wanted.keys():
+                wanted[st] = self.wants_store(st)
+            keep = None if all(wanted[st] for st in stores) else \
+                [i for i, st in enumerate(seg.store) if wanted[st]]
+            for col, name in zip(cols, names, strict=True):
+                values = getattr(seg, name)
+                col += values if keep is None else [values[i] for i in keep]
+        arrays = [pa.array(c, type=f.type) for c, f in zip(cols[:7], self.schema, strict=False)]
+        arrays.append(json_strings(cols[7]))
+        arrays.append(json_strings(cols[8], nullable=True))
+        return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
 class ProjectionFold(Fold):

@@ -129,6 +129,7 @@ class ViewRunner:
         50,000 of them waited for the commit), and the rows take far less memory."""
         pos = dict(start)
         facts = self.fold.kind == "fact"
+        columnar = facts and self.fold.columnar  # segments decoded straight into columns
         wanted: list[StoredEvent] = []
         tables: list[pa.Table] = []
         seen = 0
@@ -139,6 +140,24 @@ class ViewRunner:
             progressed = False
             for p in range(self.journal.partitions):
                 if seen >= limit or (until is not None and pos[p] >= until[p]):
+                    continue
+                if columnar:
+                    with gc_paused():
+                        columns = await self.journal.read_segment_columns(p, pos[p], 64)
+                        keep = []
+                        for cols in columns:
+                            if until is not None and cols.seq > until[p]:
+                                break
+                            seen += len(cols)
+                            keep.append(cols)
+                            pos[p] = cols.seq
+                            progressed = True
+                        del columns
+                        if keep:
+                            table = self.fold.column_facts(keep)
+                            if table.num_rows:
+                                tables.append(table)
+                        del keep
                     continue
                 with gc_paused() if facts else contextlib.nullcontext():
                     segments = await self.journal.read_segments(p, pos[p], 64)
