@@ -28,6 +28,10 @@ APP_HELP = ("module:attribute naming the application: a runtime, or a function t
 @app.callback()
 def _root() -> None:
     """talix-ray: event-sourced services on Ray."""
+    # modules of the current directory import (--app, --demo), as with ``python -m``: the
+    # installed ``talix`` script's path has its own directory instead
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 def _settings(store: str | None) -> Settings:
@@ -38,12 +42,11 @@ def _settings(store: str | None) -> Settings:
 
 def _load_runtime(app_ref: str, settings: Settings) -> Runtime:
     """The runtime ``module:attr`` names (a runtime, or a function of the settings making
-    one), created; modules of the current directory import, as with ``python -m``."""
+    one), created."""
     from ..engine.runtime import Runtime
     from ..model.errors import NotFound
     from ..shared.refs import import_ref
 
-    _cwd_importable()
     target = import_ref(app_ref, option="--app", default_attribute="runtime")
     runtime = target(settings) if callable(target) and not isinstance(target, Runtime) \
         else target
@@ -52,13 +55,6 @@ def _load_runtime(app_ref: str, settings: Settings) -> Runtime:
     if runtime.app is None:
         runtime.create()
     return runtime
-
-
-def _cwd_importable() -> None:
-    """Let modules of the current directory import (``--app``, ``--demo``), as with
-    ``python -m``: the installed ``talix`` script's path has its own directory instead."""
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
 
 
 def _guard(fn: Callable[[], T]) -> T:

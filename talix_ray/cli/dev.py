@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import _cwd_importable, _guard, app, console
+from .common import _guard, app, console
 
 DEMO_HELP = ("module:function run against the stack once it answers (uploads, then follows "
              "what it started); '' for none")
@@ -39,7 +39,6 @@ def dev(
     def _term(*_: object) -> None:
         raise KeyboardInterrupt
 
-    _cwd_importable()
     demo = _guard(lambda: load_demo(demo_ref)) if demo_ref else None
     signal.signal(signal.SIGTERM, _term)
     stack = DevStack(data=data, port=port, factory=app_ref, console=console)
@@ -101,7 +100,6 @@ def demo(
     from ..dev.demo import DemoSession, load_demo
     from ..dev.keys import read_key
 
-    _cwd_importable()
     run = _guard(lambda: load_demo(demo_ref))
     key = _guard(lambda: read_key(key_file))
     with _guard(lambda: ApiClient(url, key)):  # checks the URL before anything is sent
