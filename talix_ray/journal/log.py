@@ -45,6 +45,14 @@ S = TypeVar("S")  # what a segment is read as: a Segment or its columns
 Lookup = Callable[[IndexReader, Sources], Awaitable[T]]  # a read of one partition's index
 
 
+def _decode_segment(key: str, body: bytes) -> Segment:
+    return fmt.decode_segment(key, body).segment
+
+
+def _as_segment(segment: Segment) -> Segment:
+    return segment
+
+
 class ObjectStoreJournal(Journal):
     """The journal contract over an :class:`ObjectStore`.
 
@@ -309,23 +317,23 @@ class ObjectStoreJournal(Journal):
 
     async def read_segments(self, partition: int, after_seq: int,
                             limit: int = 100) -> list[Segment]:
-        return await self._read_segments(partition, after_seq, limit, self._cached_segment,
-                                         lambda k, body: fmt.decode_segment(k, body).segment)
+        return await self._read_segments(partition, after_seq, limit, _decode_segment,
+                                         _as_segment)
 
     async def read_segment_columns(self, partition: int, after_seq: int,
                                    limit: int = 100) -> list[SegmentColumns]:
-        return await self._read_segments(partition, after_seq, limit, self._cached_columns,
-                                         fmt.decode_segment_columns)
+        return await self._read_segments(partition, after_seq, limit,
+                                         fmt.decode_segment_columns, SegmentColumns.of)
 
     async def _read_segments(self, partition: int, after_seq: int, limit: int,
-                             cached: Callable[[int, int], S | None],
-                             decode: Callable[[str, bytes], S]) -> list[S]:
+                             decode: Callable[[str, bytes], S],
+                             convert: Callable[[Segment], S]) -> list[S]:
         """Up to ``limit`` segments after ``after_seq``, from the cache or storage, each
-        made by ``cached`` (from the cache) or ``decode`` (from a stored body)."""
+        made by ``decode`` (from a stored body) or ``convert`` (from a decoded segment)."""
         out: list[S] = []
         seq = after_seq + 1
         while len(out) < limit:
-            seg = cached(partition, seq)
+            seg = self._cached(partition, seq, decode, convert)
             if seg is None:
                 break
             out.append(seg)
@@ -354,25 +362,16 @@ class ObjectStoreJournal(Journal):
             probe = min(probe * 4, 64)
         return out
 
-    def _cached_segment(self, partition: int, seq: int) -> Segment | None:
-        """A cached segment (decoded anew if it is kept as stored)."""
+    def _cached(self, partition: int, seq: int, decode: Callable[[str, bytes], S],
+                convert: Callable[[Segment], S]) -> S | None:
+        """A cached segment, made by ``decode`` if it is kept as stored, else by ``convert``."""
         hit = self._segments.get((partition, seq))
         if hit is None:
             return None
         seg = hit[0]
         if isinstance(seg, bytes):
-            return fmt.decode_segment(fmt.segment_key(partition, seq), seg).segment
-        return seg
-
-    def _cached_columns(self, partition: int, seq: int) -> SegmentColumns | None:
-        """A cached segment's columns (decoded anew if it is kept as stored)."""
-        hit = self._segments.get((partition, seq))
-        if hit is None:
-            return None
-        seg = hit[0]
-        if isinstance(seg, bytes):
-            return fmt.decode_segment_columns(fmt.segment_key(partition, seq), seg)
-        return SegmentColumns.of(seg)
+            return decode(fmt.segment_key(partition, seq), seg)
+        return convert(seg)
 
     def _cache_segment(self, partition: int, seq: int, segment: Segment | bytes,
                        size: int) -> None:
@@ -510,7 +509,7 @@ class _ReaderView:
     async def _read_forward(self) -> None:
         while True:
             seq = self.tail.seq + 1
-            cached = self.journal._cached_segment(self.p, seq)
+            cached = self.journal._cached(self.p, seq, _decode_segment, _as_segment)
             if cached is not None:
                 self.tail.add(seq, cached.commits)
                 continue
