@@ -100,14 +100,13 @@ class EventsFold(Fold):
         return not store.startswith(self._prefix)
 
     def facts(self, records: Sequence[StoredEvent]) -> pa.Table:
-        cols = [[r.store for r in records], [r.aggregate_id for r in records],
-                [r.version for r in records], [r.type for r in records],
-                [r.schema_version for r in records], [r.timestamp_us for r in records],
-                [r.command_id for r in records]]
-        arrays = [pa.array(c, type=f.type) for c, f in zip(cols, self.schema, strict=False)]
-        arrays.append(json_strings([r.payload for r in records]))
-        arrays.append(json_strings([r.metadata for r in records], nullable=True))
-        return pa.Table.from_arrays(arrays, schema=self.schema)
+        cols: list[list[Any]] = [
+            [r.store for r in records], [r.aggregate_id for r in records],
+            [r.version for r in records], [r.type for r in records],
+            [r.schema_version for r in records], [r.timestamp_us for r in records],
+            [r.command_id for r in records], [r.payload for r in records],
+            [r.metadata for r in records]]
+        return self._table(cols)
 
     columnar = True
 
@@ -125,9 +124,15 @@ class EventsFold(Fold):
             for col, name in zip(cols, names, strict=True):
                 values = getattr(seg, name)
                 col += values if keep is None else [values[i] for i in keep]
-        arrays = [pa.array(c, type=f.type) for c, f in zip(cols[:7], self.schema, strict=False)]
-        arrays.append(json_strings(cols[7]))
-        arrays.append(json_strings(cols[8], nullable=True))
+        return self._table(cols)
+
+    def _table(self, cols: list[list[Any]]) -> pa.Table:
+        """The rows from one list per column, in the schema's order: the payload and the
+        metadata (the last two) as JSON text, a ``None`` metadata as a null."""
+        *plain, payload, metadata = cols
+        arrays = [pa.array(c, type=f.type) for c, f in zip(plain, self.schema, strict=False)]
+        arrays.append(json_strings(payload))
+        arrays.append(json_strings(metadata, nullable=True))
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
